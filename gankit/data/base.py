@@ -1,0 +1,143 @@
+"""The data contract: what every dataset gives the trainer, and the resumable batch stream.
+
+A dataset is a map-style ``torch.utils.data.Dataset`` whose items are dicts of tensors, plus an ``info``
+attribute (``DataInfo``). Item keys, by kind:
+
+    image     {'image': float [C, H, W] in [-1, 1], 'label': int64 [] (only if labelled)}
+    vector    {'x': float [D], 'label': int64 [] (only if labelled)}
+    paired    {'a': float [C, H, W], 'b': float [C, H, W]}                # pix2pix: a -> b
+    unpaired  {'a': float [C, H, W], 'b': float [C, H, W]}                # CycleGAN: a and b drawn independently
+
+Datasets that fit in memory subclass ``MemoryDataset`` and get whole batches by fancy indexing (no per-item
+Python work on the hot path). Larger ones implement ``__getitem__`` and are batched by a DataLoader.
+
+``BatchStream`` turns a dataset into an endless, seeded stream of batches whose position is a single integer,
+so a checkpoint can store it and resume gives exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+KINDS = ("image", "vector", "paired", "unpaired")
+
+
+@dataclass
+class DataInfo:
+    """What the networks need to know about the data; injected into constructors by ``build()``."""
+
+    name: str                       # "digits", "grid25", "/path/to/faces", ...
+    kind: str                       # one of KINDS
+    size: int                       # number of items (for unpaired: max of the two domains)
+    channels: int = 0               # images: 1 or 3 (for paired/unpaired: channels of a; see channels_b)
+    resolution: int = 0             # images: square side in pixels
+    dim: int = 0                    # vectors: dimensionality
+    num_classes: int = 0            # 0 when unlabelled
+    class_names: list[str] = field(default_factory=list)
+    channels_b: int = 0             # paired/unpaired: channels of domain b (0 = same as a)
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. toy mode centres/std, skipped-file counts
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MemoryDataset(Dataset):
+    """A dataset held as a dict of equally long tensors; ``get_batch`` indexes them all at once."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], info: DataInfo):
+        lengths = {k: len(v) for k, v in tensors.items()}
+        assert len(set(lengths.values())) == 1, f"tensor lengths differ: {lengths}"
+        self.tensors = tensors
+        self.info = info
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+    def get_batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v[idx] for k, v in self.tensors.items()}
+
+
+def index_stream_batch(n: int, batch_size: int, seed: int, batch_index: int) -> torch.Tensor:
+    """Indices of batch number ``batch_index`` of the endless stream perm_0 ++ perm_1 ++ ... over range(n).
+
+    perm_e = randperm(n) seeded by (seed, e): a pure function of its arguments, so any position can be
+    recomputed after a restart without replaying the stream.
+    """
+    start = batch_index * batch_size
+    out = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        perm = _epoch_perm(n, seed, epoch)
+        out.extend(perm[offset: offset + batch_size - len(out)].tolist())
+    return torch.tensor(out, dtype=torch.long)
+
+
+_perm_cache: dict[tuple[int, int, int], torch.Tensor] = {}
+
+
+def _epoch_perm(n: int, seed: int, epoch: int) -> torch.Tensor:
+    key = (n, seed, epoch)
+    if key not in _perm_cache:
+        if len(_perm_cache) > 4:
+            _perm_cache.clear()
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        _perm_cache[key] = torch.randperm(n, generator=g)
+    return _perm_cache[key]
+
+
+class _StreamSampler(Sampler[int]):
+    """Yields the flat index stream from a given batch on, for a DataLoader (lazy datasets)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_batch: int):
+        self.n, self.batch_size, self.seed, self.start_batch = n, batch_size, seed, start_batch
+
+    def __iter__(self) -> Iterator[int]:
+        b = self.start_batch
+        while True:
+            yield from index_stream_batch(self.n, self.batch_size, self.seed, b).tolist()
+            b += 1
+
+
+class BatchStream:
+    """Endless seeded batches from a dataset, positioned by the number of batches already consumed."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, num_workers: int = 0,
+                 device: torch.device | str = "cpu"):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self.device = torch.device(device)
+        self.batches_done = 0
+        self._loader_iter: Iterator | None = None
+
+    def state_dict(self) -> dict:
+        return {"batches_done": self.batches_done, "seed": self.seed, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches_done = int(state["batches_done"])
+        self._loader_iter = None
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        n = len(self.dataset)
+        if hasattr(self.dataset, "get_batch"):
+            batch = self.dataset.get_batch(index_stream_batch(n, self.batch_size, self.seed, self.batches_done))
+        else:
+            if self._loader_iter is None:
+                loader = DataLoader(self.dataset, batch_size=self.batch_size,
+                                    sampler=_StreamSampler(n, self.batch_size, self.seed, self.batches_done),
+                                    num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                                    persistent_workers=self.num_workers > 0)
+                self._loader_iter = iter(loader)
+            batch = next(self._loader_iter)
+        self.batches_done += 1
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

@@ -1,0 +1,128 @@
+"""Networks: plain ``nn.Module``s, one file per family, registered by name.
+
+Every constructor takes typed, defaulted, commented arguments. Arguments that come from the data are the
+*interface* arguments, passed by the recipe through ``make_net`` (never by the user):
+
+    z_dim          latent size of a noise-driven generator
+    out_channels   image channels a generator emits (images)   | out_dim  vector size (vectors)
+    in_channels    image channels a discriminator / translator reads | in_dim vector size (vectors)
+    resolution     square image side in pixels
+    num_classes    > 0 for class-conditional networks (0 = unconditional)
+
+A network that cannot make a requested resolution raises ``ConfigError`` naming the valid ones.
+
+Generator convention: ``G(z [N, z_dim], label [N] or None) -> [N, C, H, W] in [-1, 1]`` (tanh output) or
+``[N, out_dim]`` for vectors; generators expose ``z_dim``. Discriminator convention:
+``D(x, label or None) -> [N]`` raw scores (no sigmoid; losses apply their own link). Translators map
+``[N, C_in, H, W] -> [N, C_out, H, W]`` in [-1, 1]; patch discriminators return ``[N, 1, h, w]``.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+networks: Registry[type[nn.Module]] = Registry("network")
+inits: Registry = Registry("initialisation")
+
+
+def check_kwargs(fn: Any, kwargs: dict, where: str) -> None:
+    """Fail loudly on keys ``fn`` does not take or values of the wrong type, naming the valid keys."""
+    sig = inspect.signature(fn)
+    params = {n: p for n, p in sig.parameters.items() if n != "self" and p.kind != p.VAR_KEYWORD}
+    for key, value in kwargs.items():
+        if key not in params:
+            raise ConfigError(f"{where}: unknown argument {key!r}. Valid arguments: {', '.join(sorted(params))}.")
+        default = params[key].default
+        if default is not inspect.Parameter.empty and default is not None and value is not None:
+            expected = type(default)
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+            if expected is tuple and isinstance(value, list):
+                ok = True
+            if isinstance(value, bool) and expected is not bool:
+                ok = False
+            if not ok:
+                raise ConfigError(f"{where}: argument {key!r} must be {expected.__name__}, got {value!r}.")
+
+
+def make_net(arch: str, user_kwargs: dict, interface: dict, where: str) -> nn.Module:
+    """Build network ``arch`` from user (architectural) and interface (data-derived) arguments."""
+    cls = networks.get(arch)
+    check_kwargs(cls.__init__, user_kwargs, f"{where} ({arch})")
+    clash = set(user_kwargs) & set(interface)
+    if clash:
+        raise ConfigError(f"{where} ({arch}): {sorted(clash)} come from the data and cannot be set by hand.")
+    check_kwargs(cls.__init__, interface, f"{where} ({arch}) interface")
+    return cls(**interface, **user_kwargs)
+
+
+def init_weights(net: nn.Module, scheme: str) -> nn.Module:
+    """Apply a registered initialisation to every conv / linear / embedding (and norm affine) weight."""
+    if scheme == "default":
+        return net
+    fn = inits.get(scheme)
+    for m in net.modules():
+        fn(m)
+    return net
+
+
+def _weight(m: nn.Module) -> torch.Tensor | None:
+    # Spectral norm (torch.nn.utils.parametrizations) keeps the raw weight under parametrizations.weight.original.
+    if hasattr(m, "parametrizations") and hasattr(m.parametrizations, "weight"):
+        return m.parametrizations.weight.original
+    return getattr(m, "weight", None) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)) else None
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+
+@inits.register("normal02")
+def _init_normal02(m: nn.Module) -> None:
+    """DCGAN (Radford et al. 2016, sec. 4): weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), biases 0."""
+    w = _weight(m)
+    if w is not None:
+        nn.init.normal_(w, 0.0, 0.02)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, _NORMS) and getattr(m, "weight", None) is not None:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+@inits.register("he")
+def _init_he(m: nn.Module) -> None:
+    """He et al. 2015: N(0, 2/fan_in) for ReLU-family activations."""
+    w = _weight(m)
+    if w is not None and w.dim() > 1:
+        nn.init.kaiming_normal_(w, a=0.2, nonlinearity="leaky_relu")
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+
+
+@inits.register("xavier")
+def _init_xavier(m: nn.Module) -> None:
+    """Glorot & Bengio 2010: U(+-sqrt(6 / (fan_in + fan_out)))."""
+    w = _weight(m)
+    if w is not None and w.dim() > 1:
+        nn.init.xavier_uniform_(w)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+
+
+@inits.register("orthogonal")
+def _init_orthogonal(m: nn.Module) -> None:
+    """Saxe et al. 2014 orthogonal init, as used by BigGAN."""
+    w = _weight(m)
+    if w is not None and w.dim() > 1:
+        nn.init.orthogonal_(w)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+
+
+# Importing a family file registers its networks. A new family = a new file + its name here.
+from . import dcgan, mlp  # noqa: E402,F401

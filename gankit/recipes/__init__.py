@@ -1,0 +1,5 @@
+"""Recipes: one file per GAN family, registered by name (see ``base.py`` for the contract)."""
+from .base import Recipe, recipes  # noqa: F401
+
+# Importing a family file registers it. A new family = a new file + its name here.
+from . import gan  # noqa: E402,F401
