@@ -1,0 +1,100 @@
+"""Presets: one readable table, name -> config values, each citing where the values come from.
+
+A preset is a partial ``TrainConfig`` as a nested dict; ``config.resolve`` lays it over the defaults. Every
+preset trains on image data (convolutional networks) and on vector data (MLPs), chosen from the data.
+"""
+from __future__ import annotations
+
+from .errors import ConfigError
+
+# DCGAN networks and optimiser (Radford et al. 2016, sec. 4): N(0, 0.02) init, Adam lr 2e-4, beta1 0.5.
+_DCGAN_NETS = {
+    "G": {"image": "dcgan", "vector": "mlp", "init": "normal02"},
+    "D": {"image": "dcgan", "vector": "mlp", "init": "normal02"},
+}
+_ADAM_DCGAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
+
+PRESETS: dict[str, dict] = {
+    "gan": {
+        "description": "Goodfellow et al. 2014: the original minimax game with MLP generator and discriminator "
+                       "(non-saturating G loss by default; --set loss=minimax for the saturating one).",
+        "recipe": "gan",
+        "opts": {"loss": "nonsaturating"},
+        "G": {"image": "mlp_image", "vector": "mlp"},
+        "D": {"image": "mlp_image", "vector": "mlp"},
+        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "batch_size": 64, "kimg": 20.0,
+    },
+    "dcgan": {
+        "description": "Radford et al. 2016: strided transposed convolutions, batch norm, ReLU in G, LeakyReLU(0.2) "
+                       "in D, N(0, 0.02) init, Adam 2e-4 beta1 0.5.",
+        "recipe": "gan",
+        "opts": {"loss": "nonsaturating"},
+        **_DCGAN_NETS,
+        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "batch_size": 64, "kimg": 20.0,
+    },
+    "wgan": {
+        "description": "Arjovsky et al. 2017 (Algorithm 1): critic without sigmoid, weights clipped to [-0.01, 0.01], "
+                       "RMSprop 5e-5, 5 critic steps per generator step.",
+        "recipe": "gan",
+        "opts": {"loss": "wasserstein", "clip": 0.01},
+        **_DCGAN_NETS,
+        "g_opt": {"name": "rmsprop", "lr": 5e-5}, "d_opt": {"name": "rmsprop", "lr": 5e-5},
+        "d_steps": 5, "batch_size": 64, "kimg": 40.0,
+    },
+    "wgan-gp": {
+        "description": "Gulrajani et al. 2017 (Algorithm 1): gradient penalty 10 on interpolates with alpha ~ U[0, 1], "
+                       "no batch norm in the critic, Adam 1e-4 betas (0, 0.9), 5 critic steps.",
+        "recipe": "gan",
+        "opts": {"loss": "wasserstein", "gp_weight": 10.0},
+        "G": {"image": "dcgan", "vector": "mlp", "init": "default"},
+        "D": {"image": "dcgan", "vector": "mlp", "init": "default",
+              "image_kwargs": {"norm": "none"}, "vector_kwargs": {"norm": "none"}},
+        "g_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "d_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "d_steps": 5, "batch_size": 64, "kimg": 40.0,
+    },
+    "lsgan": {
+        "description": "Mao et al. 2017: least-squares loss with targets a=0, b=c=1 on DCGAN networks.",
+        "recipe": "gan",
+        "opts": {"loss": "lsgan"},
+        **_DCGAN_NETS,
+        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "batch_size": 64, "kimg": 20.0,
+    },
+    "hinge": {
+        "description": "Lim & Ye 2017 / Miyato et al. 2018: hinge loss, spectral norm in D, Adam 2e-4 betas (0, 0.9), "
+                       "TTUR (D lr 4e-4).",
+        "recipe": "gan",
+        "opts": {"loss": "hinge"},
+        "G": {"image": "dcgan", "vector": "mlp", "init": "normal02"},
+        "D": {"image": "dcgan", "vector": "mlp", "init": "normal02",
+              "image_kwargs": {"norm": "spectral"}, "vector_kwargs": {"norm": "spectral"}},
+        "g_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "d_opt": {"name": "adam", "lr": 4e-4, "betas": [0.0, 0.9]},
+        "batch_size": 64, "kimg": 20.0,
+    },
+    "cgan": {
+        "description": "Mirza & Osindero 2014: class-conditional DCGAN; the label embedding joins z in G and the input "
+                       "of D (--set D.conditioning=projection for the projection D of Miyato & Koyama 2018).",
+        "recipe": "gan",
+        "opts": {"loss": "nonsaturating", "conditional": True},
+        **_DCGAN_NETS,
+        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "batch_size": 64, "kimg": 20.0,
+    },
+}
+
+
+def get_preset(name: str) -> dict:
+    if name not in PRESETS:
+        import difflib
+        close = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"Unknown preset {name!r}.{hint} Valid presets: {', '.join(PRESETS)}.")
+    return {k: v for k, v in PRESETS[name].items()}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
