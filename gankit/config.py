@@ -33,6 +33,7 @@ class DataConfig:
     download: bool = False          # builtins that need files download them only when this is set
     resolution: int = 0             # images are resized / centre-cropped to this side (0 = the data's own)
     channels: int = 0               # force 1 (grayscale) or 3 (RGB) channels (0 = the data's own)
+    split: str = "train"            # builtins with standard splits: train | test
     direction: str = "AtoB"         # paired / unpaired data: which side is the input
     labels: bool = True             # use class labels when the data has them (conditional recipes need them)
     xflip: bool = False             # augment by horizontal flips (doubles a small image set)
@@ -206,11 +207,13 @@ def _kwargs_slot(cfg_dict: dict, role: str, arg: str) -> str:
     net = {**dataclasses.asdict(NetConfig()), **cfg_dict.get(role, {})}
     takes = []
     for slot in ("image", "vector"):
-        if net[slot] and net[slot] in networks and arg in inspect.signature(networks.get(net[slot]).__init__).parameters:
+        reg = networks[role]
+        if net[slot] and net[slot] in reg and arg in inspect.signature(reg.get(net[slot]).__init__).parameters:
             takes.append(slot)
     if not takes:
-        valid = {s: sorted(p for p in inspect.signature(networks.get(net[s]).__init__).parameters if p != "self")
-                 for s in ("image", "vector") if net[s] and net[s] in networks}
+        reg = networks[role]
+        valid = {s: sorted(p for p in inspect.signature(reg.get(net[s]).__init__).parameters if p != "self")
+                 for s in ("image", "vector") if net[s] and net[s] in reg}
         raise ConfigError(f"Unknown network argument {role}.{arg}. {role}'s networks take: "
                           + "; ".join(f"{net[s]} ({s}): {', '.join(v)}" for s, v in valid.items()) + ".")
     return takes[0] + "_kwargs"
@@ -307,7 +310,7 @@ def validate(cfg: TrainConfig) -> None:
         for slot in ("image", "vector"):
             arch = getattr(net, slot)
             if arch:
-                check_kwargs(networks.get(arch).__init__, getattr(net, f"{slot}_kwargs"), f"{role} ({arch})")
+                check_kwargs(networks[role].get(arch).__init__, getattr(net, f"{slot}_kwargs"), f"{role} ({arch})")
     for name in ("g_opt", "d_opt"):
         optimizers.get(getattr(cfg, name).name)
         if getattr(cfg, name).lr <= 0:

@@ -27,7 +27,10 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 
-networks: Registry[type[nn.Module]] = Registry("network")
+# Two namespaces, so that G.image = "dcgan" and D.image = "dcgan" name the two halves of one family.
+generators: Registry[type[nn.Module]] = Registry("generator network")          # also translators (U-Net, ResNet)
+discriminators: Registry[type[nn.Module]] = Registry("discriminator network")  # also patch discriminators
+networks = {"G": generators, "D": discriminators}
 inits: Registry = Registry("initialisation")
 
 
@@ -50,9 +53,9 @@ def check_kwargs(fn: Any, kwargs: dict, where: str) -> None:
                 raise ConfigError(f"{where}: argument {key!r} must be {expected.__name__}, got {value!r}.")
 
 
-def make_net(arch: str, user_kwargs: dict, interface: dict, where: str) -> nn.Module:
-    """Build network ``arch`` from user (architectural) and interface (data-derived) arguments."""
-    cls = networks.get(arch)
+def make_net(role: str, arch: str, user_kwargs: dict, interface: dict, where: str) -> nn.Module:
+    """Build network ``arch`` of ``role`` ("G" or "D") from user (architectural) and interface (data) arguments."""
+    cls = networks[role].get(arch)
     check_kwargs(cls.__init__, user_kwargs, f"{where} ({arch})")
     clash = set(user_kwargs) & set(interface)
     if clash:
@@ -126,3 +129,18 @@ def _init_orthogonal(m: nn.Module) -> None:
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
 from . import dcgan, mlp  # noqa: E402,F401
+
+
+def build_net(role: str, net_cfg, data_kind: str, interface: dict, where: str | None = None) -> nn.Module:
+    """The network a ``NetConfig`` names for this kind of data ("image" or "vector"), initialised as configured.
+
+    Paired / unpaired data use the image network. ``interface`` holds the data-derived constructor arguments.
+    """
+    slot = "vector" if data_kind == "vector" else "image"
+    arch = getattr(net_cfg, slot)
+    where = where or role
+    if not arch:
+        raise ConfigError(f"{where}: this configuration has no network for {slot} data "
+                          f"(set {role}.{slot} to one of: {', '.join(networks[role].names())}).")
+    net = make_net(role, arch, dict(getattr(net_cfg, f"{slot}_kwargs")), interface, where)
+    return init_weights(net, net_cfg.init)
