@@ -128,7 +128,7 @@ def _init_orthogonal(m: nn.Module) -> None:
 
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
-from . import dcgan, mlp  # noqa: E402,F401
+from . import dcgan, mlp, patchgan, resnet, unet  # noqa: E402,F401
 
 
 def build_net(role: str, net_cfg, data_kind: str, interface: dict, where: str | None = None) -> nn.Module:

