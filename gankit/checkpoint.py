@@ -69,9 +69,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e) and "GLOBAL" not in str(e):
+            raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: it is not a torch file "
+                                  f"({str(e).splitlines()[0][:200]}).") from None
         raise CheckpointError(
             f"Refusing to load {str(path)!r}: it contains pickled Python objects (code), which gankit never writes "
-            f"and will not execute. Only data-only gankit checkpoints are accepted. ({str(e).splitlines()[0]})"
+            f"and will not execute. Only data-only gankit checkpoints are accepted."
         ) from None
     except Exception as e:  # truncated / not a torch file
         raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from None

@@ -160,6 +160,11 @@ def from_dict(data: dict) -> TrainConfig:
 
 def parse_value(text: str) -> Any:
     """``--set`` values are YAML scalars/lists: 1e-4, true, [0.5, 0.999], hinge."""
+    for number in (int, float):  # PyYAML (YAML 1.1) reads "1e-4" as a string; users mean a number
+        try:
+            return number(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -277,10 +277,11 @@ def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path 
     else:
         from .config import validate
         validate(cfg)
-        run_dir = new_run_dir(out, cfg)
-    trainer, dataset = build(cfg)
+    trainer, dataset = build(cfg)  # before making a run directory: bad data must not leave an empty run behind
     if ckpt is not None:
         trainer.load_state_dict(ckpt)
+    else:
+        run_dir = new_run_dir(out, cfg)
     return training_loop(trainer, dataset, run_dir, progress=progress, resumed=ckpt is not None)
 
 
