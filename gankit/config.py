@@ -305,6 +305,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.channels must be 0 (keep), 1 or 3, got {cfg.data.channels}.")
     if cfg.data.resolution < 0:
         raise ConfigError(f"data.resolution must be >= 0, got {cfg.data.resolution}.")
+    if cfg.data.split not in ("train", "test"):
+        raise ConfigError(f"data.split must be train or test, got {cfg.data.split!r}.")
     if cfg.data.direction not in ("AtoB", "BtoA"):
         raise ConfigError(f"data.direction must be AtoB or BtoA, got {cfg.data.direction!r}.")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
