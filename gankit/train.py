@@ -265,7 +265,6 @@ def _get(d: dict, dotted: str) -> Any:
 def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path | None = None,
           progress: bool = True, resume_overrides: set[str] | None = None) -> Path:
     """Train a model; returns the run directory. ``resume`` is a run directory or checkpoint to continue."""
-    from .metrics import evaluate  # noqa: F401 (imported lazily by _evaluate; fail early if broken)
     if isinstance(cfg, dict):
         cfg = from_dict(cfg)
     ckpt = None
@@ -307,7 +306,7 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
     next_metric = (trainer.nimg // metric_img + 1) * metric_img if metric_img else None
     if not resumed:
         save_checkpoint(trainer.state_dict(info), run_dir / "latest.pt")  # a good state to roll back to
-    bar = tqdm(total=total / 1000, initial=trainer.nimg / 1000, unit="kimg", disable=not progress,
+    bar = tqdm(total=total / 1000, initial=min(trainer.nimg, total) / 1000, unit="kimg", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
     tick_start_time, tick_start_nimg = time.time(), trainer.nimg
     while trainer.nimg < total:
@@ -330,7 +329,7 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
                  "img_per_s": round((trainer.nimg - tick_start_nimg) / max(now - tick_start_time, 1e-9), 2),
                  "lr_scale": trainer.lr_scale, **trainer.take_tick_stats()}
         log.stats(stats)
-        bar.update(trainer.nimg / 1000 - bar.n)
+        bar.update(min(trainer.nimg, total) / 1000 - bar.n)
         bar.set_postfix_str(", ".join([f"{stats['img_per_s']:.0f} img/s"] +
                                       [f"{k}={v:.3g}" for k, v in stats.items() if k.endswith("loss")]))
         tick_start_time, tick_start_nimg = time.time(), trainer.nimg
@@ -366,7 +365,8 @@ def _sampling_nets(trainer: Trainer) -> nn.ModuleDict:
 def _snapshot(trainer: Trainer, fixed: dict, dataset: Any, run_dir: Path, log: Any) -> None:
     from .sample import save_grid, scatter_png
     cfg, info = trainer.cfg, dataset.info
-    kimg_tag = f"{int(round(trainer.nimg / 1000)):06d}" if trainer.nimg % 1000 == 0 else f"{trainer.nimg / 1000:010.3f}"
+    # Whole kimg (floor) as StyleGAN does; three decimals when snapshots come more often than every kimg.
+    kimg_tag = f"{trainer.nimg // 1000:06d}" if cfg.snapshot_kimg >= 1 else f"{trainer.nimg / 1000:010.3f}"
     nets = _sampling_nets(trainer)
     modes = {n: m.training for n, m in nets.items()}
     nets.eval()
