@@ -11,6 +11,10 @@ Every constructor takes typed, defaulted, commented arguments. Arguments that co
 
 A network that cannot make a requested resolution raises ``ConfigError`` naming the valid ones.
 
+Every registered class declares ``kind`` ("image" | "vector" | "translator" | "patch") and ``test_interface``
+(a dict of small interface arguments): the shared tests in ``tests/test_nets.py`` build and check every
+registered network from these, so a new network is tested the moment it is registered.
+
 Generator convention: ``G(z [N, z_dim], label [N] or None) -> [N, C, H, W] in [-1, 1]`` (tanh output) or
 ``[N, out_dim]`` for vectors; generators expose ``z_dim``. Discriminator convention:
 ``D(x, label or None) -> [N]`` raw scores (no sigmoid; losses apply their own link). Translators map
@@ -71,7 +75,19 @@ def init_weights(net: nn.Module, scheme: str) -> nn.Module:
     fn = inits.get(scheme)
     for m in net.modules():
         fn(m)
+        _refresh_spectral_norm(m)
     return net
+
+
+def _refresh_spectral_norm(m: nn.Module) -> None:
+    """Re-run spectral norm's power iterations: its u, v vectors belonged to the weight before re-initialisation
+    (without this the first steps see effective singular values of 8 to 170 instead of 1)."""
+    from torch.nn.utils import parametrize
+    if parametrize.is_parametrized(m, "weight"):
+        for p in m.parametrizations.weight:
+            if hasattr(p, "_power_method"):
+                with torch.no_grad():
+                    p._power_method(p._reshape_weight_to_matrix(m.parametrizations.weight.original), 15)
 
 
 def _weight(m: nn.Module) -> torch.Tensor | None:
