@@ -248,16 +248,30 @@ def resolve(preset: str | None = None, config_file: str | None = None,
             overrides: list[str] | dict | None = None) -> TrainConfig:
     """Preset -> file -> overrides -> validated ``TrainConfig``."""
     from .presets import get_preset
-    cfg_dict = to_dict(TrainConfig())
-    if preset:
-        cfg_dict = _merge(cfg_dict, get_preset(preset))
-        cfg_dict["preset"] = preset
-    if config_file:
-        for key, value in _flatten(load_file(config_file)):
+    items = list(overrides.items()) if isinstance(overrides, dict) else [_split_override(o) for o in (overrides or [])]
+    file_items = _flatten(load_file(config_file)) if config_file else []
+
+    def layer(per_kind: dict | None) -> dict:
+        cfg_dict = to_dict(TrainConfig())
+        if preset:
+            values = get_preset(preset)
+            kinds_table = values.pop("per_kind", {})
+            cfg_dict = _merge(cfg_dict, values)
+            if per_kind is not None:
+                cfg_dict = _merge(cfg_dict, kinds_table.get(per_kind, {}))
+            cfg_dict["preset"] = preset
+        for key, value in [*file_items, *items]:  # the user's values always win over the preset's
             cfg_dict = apply_override(cfg_dict, key, value)
-    items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in (overrides or [])]
-    for key, value in items:
-        cfg_dict = apply_override(cfg_dict, key, value)
+        return cfg_dict
+
+    cfg_dict = layer(None)
+    # A preset may hold values for one kind of data (e.g. longer runs and a 2-D latent for the 2-D toys):
+    # find the kind of the data the user chose, then lay the preset's values for that kind under the user's.
+    if preset and get_preset(preset).get("per_kind"):
+        from .data import data_kinds
+        kinds = data_kinds(from_dict(cfg_dict).data)
+        if kinds and kinds[0] in get_preset(preset)["per_kind"]:
+            cfg_dict = layer(kinds[0])
     cfg = from_dict(cfg_dict)
     validate(cfg)
     return cfg

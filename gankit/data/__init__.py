@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..config import DataConfig
 
 __all__ = ["KINDS", "DataInfo", "MemoryDataset", "BatchStream", "datasets", "path_formats", "builtin",
-           "PathFormat", "load_dataset", "true_translation", "data_root", "describe_sources"]
+           "PathFormat", "load_dataset", "true_translation", "data_root", "describe_sources", "data_kinds"]
 
 SPLITS = ("train", "test")
 
@@ -97,6 +97,15 @@ def _find_source(cfg: "DataConfig") -> _Source:
         return _Source(cfg.spec, (factory.kind,), lambda kind: factory(cfg))
     raise DataError(f"{cfg.spec!r} is neither an existing file or folder nor a builtin dataset. "
                     + describe_sources())
+
+
+def data_kinds(cfg: "DataConfig") -> tuple[str, ...]:
+    """The kinds ``cfg`` can give without loading it (empty when the data cannot be found: ``load_dataset``
+    then says why). Used to pick a preset's per-kind values, e.g. for 2-D toys."""
+    try:
+        return _find_source(cfg).provides
+    except DataError:
+        return ()
 
 
 def describe_sources() -> str:
