@@ -147,3 +147,24 @@ def test_resume_refuses_to_change_architecture(tmp_path):
     cfg = resolve("dcgan", overrides={**TINY_IMAGE, "kimg": 0.512, "batch_size": 8})
     with pytest.raises(ConfigError, match="batch_size"):
         train(cfg, resume=run, progress=False, resume_overrides={"batch_size", "kimg"})
+
+
+def test_tensorboard_logs_losses_and_images(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = train(resolve("dcgan", overrides={**TINY_IMAGE, "kimg": 0.512, "tensorboard": True}), out=tmp_path,
+                progress=False)
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    assert "D/loss" in acc.Tags()["scalars"] and "G/loss" in acc.Tags()["scalars"]
+    assert "samples" in acc.Tags()["images"]
+
+
+def test_vector_run_writes_scatter_snapshot(tmp_path):
+    run = train(resolve("gan", overrides={"data.spec": "ring8", "kimg": 0.256, "batch_size": 64,
+                                          "tick_kimg": 0.128, "snapshot_kimg": 0.256}), out=tmp_path, progress=False)
+    from PIL import Image
+    pngs = sorted(run.glob("samples-*.png"))
+    assert pngs and Image.open(pngs[-1]).size[0] > 200
+    G = gankit.load_generator(run)
+    assert gankit.sample(G, 10, seed=0).shape == (10, 2)
