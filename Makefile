@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 # Re-install whenever the package metadata changes.
 STAMP_BASE := $(VENV)/.installed-base-$(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP_TEST := $(VENV)/.installed-test-$(shell cksum pyproject.toml | cut -d' ' -f1)
-DEMO_KIMG ?= 30
+DEMO_KIMG ?= 100
 
 .PHONY: demo test install benchmarks clean-venv
 
@@ -26,7 +26,8 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 install: $(STAMP_BASE)
 
 demo: $(STAMP_BASE)
-	$(VENV)/bin/gankit train --preset dcgan --data digits --kimg $(DEMO_KIMG) --out runs
+	$(VENV)/bin/gankit train --preset dcgan --data digits --kimg $(DEMO_KIMG) --out runs \
+		--set G.ngf=32 --set D.ndf=32 --set ema_kimg=2 --set snapshot_kimg=25
 
 test: $(STAMP_TEST)
 	$(PY) -m pytest -q -n 2 --durations=15
