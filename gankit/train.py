@@ -102,6 +102,7 @@ class Trainer:
     sums: dict = field(default_factory=dict)      # per-tick sums of logged losses (tensors: no sync per step)
     counts: dict = field(default_factory=dict)
     first_bad_step: torch.Tensor | None = None    # first step with a non-finite loss in this tick (-1 = none)
+    extractors: dict = field(default_factory=dict)  # feature extractors kept between evaluations (loaded once)
 
     @property
     def total_nimg(self) -> int:
@@ -391,21 +392,23 @@ def _snapshot(trainer: Trainer, fixed: dict, dataset: Any, run_dir: Path, log: A
 
 
 def _evaluate(trainer: Trainer, info: DataInfo, run_dir: Path, log: Any) -> None:
+    """The same ``evaluate()`` as ``gankit eval``, on the EMA generators, against the training data."""
     from .metrics import evaluate
     cfg = trainer.cfg
-    result = evaluate(cfg.metrics, gen=trainer.recipe.sampler(_sampling_nets(trainer)), ref=cfg.data,
-                      n_gen=cfg.metrics_n, extractor=cfg.extractor, device=trainer.device, seed=cfg.seed)
-    values = result["results"] if "results" in result else result
+    data_options = {"root": cfg.data.root, "split": cfg.data.split}
+    result = evaluate(cfg.metrics, gen=trainer.recipe.sampler(_sampling_nets(trainer)), ref=cfg.data.spec,
+                      n_gen=cfg.metrics_n, extractor=cfg.extractor, device=trainer.device, seed=cfg.seed,
+                      extractors=trainer.extractors, data_options=data_options)
+    values = result["metrics"]
     record = {"kimg": round(trainer.nimg / 1000, 4), **{k: v for k, v in values.items() if _is_number(v)}}
     log.metrics(record)
-    first = cfg.metrics[0]
-    key = next((k for k in values if k == first or k.startswith(first)), None)
+    # The first metric listed decides "best"; distances are better low, scores and coverage high.
+    key = next((k for k in values if k == cfg.metrics[0] or k.startswith(cfg.metrics[0])), None)
     if key is not None and _is_number(values[key]):
-        higher_better = first in ("is", "precision", "recall", "density", "coverage", "modes", "pr", "dc")
-        better = (trainer.best is None or (values[key] > trainer.best["value"] if higher_better
-                                           else values[key] < trainer.best["value"]))
-        if better:
-            trainer.best = {"metric": key, "value": float(values[key]), "kimg": record["kimg"]}
+        higher_better = not key.startswith(("fid", "kid", "toy_reverse_kl", "modes_kl"))
+        value = float(values[key])
+        if trainer.best is None or (value > trainer.best["value"] if higher_better else value < trainer.best["value"]):
+            trainer.best = {"metric": key, "value": value, "kimg": record["kimg"]}
             atomic_write_text(run_dir / "best.json", json.dumps(trainer.best, indent=2) + "\n")
 
 

@@ -1,0 +1,257 @@
+"""The pieces every metric is made of: extractors, streaming statistics, metric specs, and their registries.
+
+DESIGN.md sec. 3 "Metrics": feature extractor -> streaming statistics (float64) -> metric function. Extractors
+turn uint8 images into named feature tensors; ``FeatureStats`` accumulates one named output of one extractor
+(mean and covariance in float64, and the raw features when a metric needs them); a ``MetricSpec`` says which
+output it reads, whether it needs a reference set, and computes numbers from the statistics.
+
+Registries (``gankit.registry.Registry``):
+    extractors  name -> factory(arg, **options) -> Extractor   ("inception", "classifier" as "classifier:PATH")
+    metrics     name -> MetricSpec                             ("fid", "kid", "is", "pr", "dc", "modes", "toy")
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+extractors: Registry[Callable[..., "Extractor"]] = Registry("feature extractor")
+metrics: Registry["MetricSpec"] = Registry("metric")
+
+
+# ---- extractors ----------------------------------------------------------------------------------------------
+
+class Extractor:
+    """uint8 images [N, C, H, W] -> {output name: float32 [N, D]}.
+
+    ``outputs`` names what ``__call__`` returns: "features" (the embedding FID/KID/PR/DC use) and "logits"
+    (class scores for IS and mode counts). ``protocol()`` describes everything that changes the numbers.
+    """
+
+    name: str = ""
+    outputs: tuple[str, ...] = ("features",)
+
+    def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def protocol(self) -> dict[str, Any]:
+        """Full description: implementation, weights file and hash, resize, normalisation, feature layers."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """The part of ``protocol()`` that must be equal for two numbers to be comparable."""
+        raise NotImplementedError
+
+
+def parse_extractor_spec(spec: str) -> tuple[str, str | None]:
+    """"classifier:clf.pt" -> ("classifier", "clf.pt"); "inception" -> ("inception", None)."""
+    name, sep, arg = spec.partition(":")
+    return name, (arg if sep else None)
+
+
+def make_extractor(spec: str, **options: Any) -> Extractor:
+    """Build the extractor named by ``spec`` ("inception", "classifier:PATH") with shared options
+    (device, batch_size, inception_weights, verify_weights, download); factories ignore options they lack."""
+    name, arg = parse_extractor_spec(spec)
+    return extractors.get(name)(arg, **options)
+
+
+# ---- streaming statistics ------------------------------------------------------------------------------------
+
+class FeatureStats:
+    """Mean and (N-1) covariance in float64, merged batch by batch; optionally keeps the raw features.
+
+    Batches are merged with the pairwise update of Chan, Golub & LeVeque (1979): with batch mean m_b and
+    centred scatter M2_b, ``M2 = M2_a + M2_b + d d^T n_a n_b / n`` where ``d = m_b - m_a``. Centring each batch
+    avoids the catastrophic cancellation of ``E[xx^T] - mu mu^T`` in one pass (TTUR issue #29 is about float32
+    statistics going wrong; we accumulate in float64 on the features' device).
+
+    While N <= D the features are kept anyway (at most D x D numbers, the size of the covariance): the
+    covariance is then rank-deficient and ``factor()`` gives its exact low-rank factor, which FID uses instead
+    of a D x D eigen-decomposition.
+    """
+
+    def __init__(self, keep_features: bool = False, with_moments: bool = True):
+        self.keep_features = keep_features
+        self.with_moments = with_moments
+        self.n = 0
+        self._mean: torch.Tensor | None = None   # [D] float64
+        self._m2: torch.Tensor | None = None     # [D, D] float64, sum of centred outer products
+        self._chunks: list[torch.Tensor] = []    # float32 [B, D] on the CPU
+        self._small: list[torch.Tensor] | None = []  # float64 [B, D] on the CPU while N <= D
+        self._fixed: dict[str, Any] = {}         # set by from_arrays (statistics read from a file)
+        self.device = torch.device("cpu")        # where the features were computed: metrics run there too
+
+    def append(self, x: torch.Tensor) -> None:
+        """Add a batch of features [B, D]."""
+        if x.ndim != 2:
+            raise ValueError(f"features must be [N, D], got shape {tuple(x.shape)}")
+        if self._fixed:
+            raise RuntimeError("cannot append to statistics read from a file")
+        self.device = x.device
+        if self.keep_features:
+            self._chunks.append(x.detach().float().cpu())
+        elif self._small is not None:
+            self._small = self._small + [x.detach().double().cpu()] if self.n + x.shape[0] <= x.shape[1] else None
+        if self.with_moments:
+            xb = x.detach().double()
+            nb = xb.shape[0]
+            mean_b = xb.mean(0)
+            centred = xb - mean_b
+            m2_b = centred.T @ centred                                   # [D, D]
+            if self.n == 0:
+                self._mean, self._m2 = mean_b, m2_b
+            else:
+                n_a, n = self.n, self.n + nb
+                delta = mean_b - self._mean
+                self._mean = self._mean + delta * (nb / n)
+                self._m2 = self._m2 + m2_b + torch.outer(delta, delta) * (n_a * nb / n)
+        self.n += x.shape[0]
+
+    @classmethod
+    def from_arrays(cls, mu: np.ndarray, sigma: np.ndarray, n: int, features: np.ndarray | None = None
+                    ) -> "FeatureStats":
+        """Statistics read from a file (pytorch-fid's ``mu``/``sigma`` layout, optionally raw features)."""
+        st = cls(keep_features=features is not None)
+        st.n = int(n)
+        st._fixed = {"mu": np.asarray(mu, np.float64), "sigma": np.asarray(sigma, np.float64)}
+        if features is not None:
+            st._chunks = [torch.from_numpy(np.asarray(features, np.float32))]
+        return st
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean())
+
+    def mean(self) -> np.ndarray:
+        """[D] float64."""
+        if self._fixed:
+            return self._fixed["mu"]
+        self._check()
+        return self._mean.cpu().numpy()
+
+    def cov(self) -> np.ndarray:
+        """[D, D] float64 unbiased covariance (divides by N-1, like np.cov, TTUR and torch-fidelity)."""
+        if self._fixed:
+            return self._fixed["sigma"]
+        self._check()
+        if self.n < 2:
+            raise ConfigError(f"A covariance needs at least 2 samples, got {self.n}.")
+        return (self._m2 / (self.n - 1)).cpu().numpy()
+
+    def factor(self) -> torch.Tensor | None:
+        """A [N, D] float64 with cov() = A^T A when N <= D and the features are at hand, else None."""
+        if self.has_features:
+            x = self.features().double()
+        elif self._small:
+            x = torch.cat(self._small)
+        else:
+            return None
+        n, d = x.shape
+        if n > d or n < 2:
+            return None
+        return (x - x.mean(0)) / (n - 1) ** 0.5
+
+    def features(self) -> torch.Tensor:
+        """All features [N, D] float32 (only when kept)."""
+        if not self.keep_features:
+            raise RuntimeError("features were not kept; create FeatureStats(keep_features=True)")
+        if len(self._chunks) > 1:
+            self._chunks = [torch.cat(self._chunks)]
+        return self._chunks[0]
+
+    @property
+    def has_features(self) -> bool:
+        return self.keep_features and bool(self._chunks)
+
+    def _check(self) -> None:
+        if self.n == 0 or self._mean is None:
+            raise ConfigError("No samples were given: statistics of an empty set are undefined.")
+
+
+# ---- metric specs --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Every knob of the metric functions, recorded in the protocol of each result."""
+
+    kid_subsets: int = 100          # Binkowski et al. 2018 / torch-fidelity defaults
+    kid_subset_size: int = 1000
+    is_splits: int = 10             # Salimans et al. 2016
+    is_shuffle: bool = True         # torch-fidelity shuffles before splitting (seeded); see docs/metrics.md
+    pr_k: int = 3                   # Kynkaanniemi et al. 2019
+    dc_k: int = 5                   # Naeem et al. 2020 use k = 5
+    fid_bootstrap: int = 0          # bootstrap resamples for a FID confidence interval (0 = none)
+    rng_seed: int = 2020            # KID subsets, IS shuffle, bootstrap: torch-fidelity's default seed
+    distance_batch: int = 4096      # rows per block of the k-NN distance computations
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric reads and how it turns statistics into numbers."""
+
+    name: str
+    output: str                     # extractor output it reads: "features" or "logits" ("" = no extractor)
+    needs_ref: bool                 # compares with a reference set
+    keep_gen: bool | Callable[[EvalOptions], bool]  # needs every generated feature, not only mean/cov
+    keep_ref: bool | Callable[[EvalOptions], bool]  # needs every reference feature
+    compute: Callable[..., dict[str, Any]]  # (gen: FeatureStats, ref: FeatureStats | None, opts) -> numbers
+                                            # (+ optional "protocol": facts about how they were computed)
+    values: tuple[str, ...] = ()    # names of the numbers it writes (kid -> kid, kid_std)
+    params: Callable[[EvalOptions], dict] = lambda opts: {}   # the options that change its numbers
+    needs_moments: bool = True      # uses mean/cov of the generated features
+    description: str = ""
+    requires_classifier: bool = False
+
+    def keeps_gen(self, opts: EvalOptions) -> bool:
+        return self.keep_gen(opts) if callable(self.keep_gen) else self.keep_gen
+
+    def keeps_ref(self, opts: EvalOptions) -> bool:
+        return self.keep_ref(opts) if callable(self.keep_ref) else self.keep_ref
+
+
+def metric_names() -> list[str]:
+    """Names accepted by ``evaluate`` and by ``TrainConfig.metrics``."""
+    return metrics.names()
+
+
+# ---- small shared helpers ------------------------------------------------------------------------------------
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, cached per (path, size, mtime) so repeated loads do not re-read 100 MB."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _hash_cache[key] = h.hexdigest()
+    return _hash_cache[key]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None / "auto" -> the first CUDA device when there is one, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"Device {str(device)!r} was asked for, but CUDA is not available. Use --device cpu.")
+    return dev
+
+
+def cache_dir() -> Path:
+    """Where reference statistics are cached: $GANKIT_CACHE, else ~/.cache/gankit."""
+    return Path(os.environ.get("GANKIT_CACHE") or Path.home() / ".cache" / "gankit")

@@ -1,0 +1,242 @@
+"""Where images come from (a generator, a tensor, a folder, a dataset) and the one extraction pass over them.
+
+Every source yields uint8 batches [B, C, H, W]. Float images are quantised with ``gankit.images.to_uint8``
+exactly as a saved PNG would be, before any extractor resizes them (clean-fid's point: real images are uint8
+files, so generated ones must be quantised the same way).
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from ..images import to_uint8
+from .base import Extractor, FeatureStats
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+DEFAULT_N_GEN = 10_000
+
+
+def as_uint8(img: torch.Tensor, where: str) -> torch.Tensor:
+    """uint8 passes through; float in [-1, 1] goes through ``to_uint8``; anything else is a user error."""
+    if not torch.is_tensor(img) or img.ndim != 4:
+        raise DataError(f"{where} must give image tensors [N, C, H, W], got "
+                        f"{type(img).__name__ if not torch.is_tensor(img) else tuple(img.shape)}.")
+    if img.dtype == torch.uint8:
+        return img
+    if not img.is_floating_point():
+        raise DataError(f"{where} gave {img.dtype} images; expected float in [-1, 1] or uint8.")
+    return to_uint8(img)
+
+
+class ImageSource:
+    """A finite stream of uint8 image batches with a description for the protocol."""
+
+    n: int = 0
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        raise NotImplementedError
+
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class GeneratorSource(ImageSource):
+    """``gen(n, seed) -> [n, C, H, W]`` in [-1, 1], called in batches with seed = base_seed + batch_index."""
+
+    def __init__(self, fn: Callable[[int, int], torch.Tensor], n: int, seed: int = 0, batch_size: int = 64):
+        if n < 1:
+            raise ConfigError(f"The number of generated images must be at least 1, got {n}.")
+        self.fn, self.n, self.seed, self.batch_size = fn, n, seed, batch_size
+        self._first: torch.Tensor | None = None
+
+    def _batch(self, index: int) -> torch.Tensor:
+        size = min(self.batch_size, self.n - index * self.batch_size)
+        with torch.no_grad():
+            img = self.fn(size, self.seed + index)
+        img = as_uint8(img, "The generator")
+        if len(img) != size:
+            raise DataError(f"The generator was asked for {size} images and gave {len(img)}.")
+        return img
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        for index in range((self.n + self.batch_size - 1) // self.batch_size):
+            if index == 0 and self._first is not None:
+                img, self._first = self._first, None
+            else:
+                img = self._batch(index)
+            yield img
+
+    def shape(self) -> tuple[int, int, int]:
+        if self._first is None:
+            self._first = self._batch(0)
+        return tuple(self._first.shape[1:])
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "generator", "n": self.n, "base_seed": self.seed, "batch_size": self.batch_size,
+                "seeding": "gen(batch_n, base_seed + batch_index)"}
+
+
+class TensorSource(ImageSource):
+    """An in-memory batch of images: uint8, or float in [-1, 1]."""
+
+    def __init__(self, images: torch.Tensor, n: int | None = None, batch_size: int = 64, name: str = "tensor"):
+        as_uint8(images[:1], f"The {name}")   # validate early
+        if n is not None and n > len(images):
+            raise ConfigError(f"Asked for {n} images, but the {name} holds only {len(images)}.")
+        self.images = images[:n] if n is not None else images
+        self.n, self.batch_size, self.name = len(self.images), batch_size, name
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        for chunk in self.images.split(self.batch_size):
+            yield as_uint8(chunk, f"The {self.name}")
+
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def describe(self) -> dict[str, Any]:
+        # The content hash tells two in-memory reference sets apart in evaluation cards.
+        raw = self.images.detach().cpu()
+        raw = raw.float() if raw.dtype == torch.bfloat16 else raw     # numpy has no bfloat16
+        digest = hashlib.sha256(raw.contiguous().numpy().tobytes()).hexdigest()[:16]
+        return {"kind": "tensor", "n": self.n, "dtype": str(self.images.dtype).replace("torch.", ""),
+                "shape": list(self.images.shape), "sha256": digest}
+
+
+def list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise DataError(f"Image folder {str(folder)!r} does not exist.")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found in {str(folder)!r}.")
+    return files
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """uint8 [C, H, W]: grayscale files stay 1-channel, everything else becomes RGB (as PIL's convert)."""
+    from PIL import Image
+    with Image.open(path) as im:
+        im = im.convert("L") if im.mode in ("1", "L", "I", "I;16", "F") else im.convert("RGB")
+        arr = np.array(im)                    # a writable copy
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+class FolderSource(ImageSource):
+    """Image files under a folder (recursively, sorted by path); the first ``n`` when n is given."""
+
+    def __init__(self, folder: str | Path, n: int | None = None, batch_size: int = 64):
+        self.folder = Path(folder)
+        files = list_images(self.folder)
+        if n is not None and n > len(files):
+            raise ConfigError(f"Asked for {n} images, but {str(self.folder)!r} holds only {len(files)}.")
+        self.files = files[:n] if n is not None else files
+        self.n, self.batch_size = len(self.files), batch_size
+        self.lossy = any(p.suffix.lower() in LOSSY_SUFFIXES for p in self.files)
+        if self.lossy:
+            warnings.warn(f"{self.folder} holds lossy (JPEG/WebP) images: compression changes FID by whole "
+                          f"points (clean-fid); save generated images as PNG.", stacklevel=2)
+        self._shape: tuple[int, int, int] | None = None
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        for start in range(0, self.n, self.batch_size):
+            imgs = [read_image(p) for p in self.files[start:start + self.batch_size]]
+            shapes = {tuple(i.shape) for i in imgs} | ({self.shape()} if start else set())
+            if len(shapes) > 1:
+                raise DataError(f"Images in {str(self.folder)!r} differ in size or channels ({sorted(shapes)}); "
+                                f"metrics need one size: resize them first.")
+            yield torch.stack(imgs)
+
+    def shape(self) -> tuple[int, int, int]:
+        if self._shape is None:
+            self._shape = tuple(read_image(self.files[0]).shape)
+        return self._shape
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "folder", "path": str(self.folder.resolve()), "n": self.n, "lossy_files": self.lossy}
+
+
+class DatasetSource(ImageSource):
+    """Items' 'image' (float [C, H, W] in [-1, 1]) of a gankit dataset; a seeded random subset when n < size."""
+
+    def __init__(self, dataset: Any, n: int | None = None, seed: int = 0, batch_size: int = 64,
+                 description: dict[str, Any] | None = None):
+        size = len(dataset)
+        if size == 0:
+            raise DataError("The reference dataset is empty.")
+        self.dataset, self.batch_size = dataset, batch_size
+        if n is None or n >= size:
+            self.indices = np.arange(size)
+            subset = "all"
+        else:
+            self.indices = np.sort(np.random.RandomState(seed).choice(size, n, replace=False))
+            subset = f"random subset of {n}/{size}, RandomState({seed}), sorted"
+        self.n = len(self.indices)
+        self._description = {**(description or {}), "kind": "dataset", "n": self.n, "size": size,
+                             "subset": subset}
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        for start in range(0, self.n, self.batch_size):
+            idx = torch.from_numpy(self.indices[start:start + self.batch_size])
+            stored = getattr(self.dataset, "tensors", {}).get("image")
+            if stored is not None and stored.dtype == torch.uint8:
+                img = stored[idx]                     # in-memory uint8: the file's grey levels, no round trip
+            elif hasattr(self.dataset, "get_batch"):
+                img = self.dataset.get_batch(idx)["image"]
+            else:
+                img = torch.stack([self.dataset[int(i)]["image"] for i in idx])
+            yield as_uint8(img, "The reference dataset")
+
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.dataset[int(self.indices[0])]["image"].shape)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._description)
+
+
+def image_source(obj: Any, n: int | None, seed: int, batch_size: int, what: str) -> ImageSource:
+    """A callable, tensor, folder path or dataset -> ImageSource."""
+    if isinstance(obj, ImageSource):
+        return obj
+    if torch.is_tensor(obj):
+        return TensorSource(obj, n, batch_size, name=f"{what} tensor")
+    if isinstance(obj, (str, Path)):
+        return FolderSource(obj, n, batch_size)
+    if hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):
+        return DatasetSource(obj, n, seed, batch_size)
+    if callable(obj):
+        return GeneratorSource(obj, n or DEFAULT_N_GEN, seed, batch_size)
+    raise ConfigError(f"Cannot read {what} images from a {type(obj).__name__}: give a callable (n, seed) -> "
+                      f"images, a tensor, an image folder, or a dataset.")
+
+
+Wants = dict[str, dict[str, tuple[bool, bool]]]   # extractor spec -> output -> (moments, keep features)
+
+
+def extract(source: ImageSource, extractors: dict[str, Extractor], wants: Wants,
+            progress: bool = False, desc: str = "") -> dict[str, dict[str, FeatureStats]]:
+    """One pass over ``source``: every batch goes through every extractor, feeding every statistic wanted."""
+    stats = {e: {out: FeatureStats(keep_features=keep, with_moments=moments)
+                 for out, (moments, keep) in outs.items()} for e, outs in wants.items()}
+    batches: Iterator[torch.Tensor] = source.batches()
+    if progress:
+        from tqdm import tqdm
+        batches = tqdm(batches, total=-(-source.n // max(1, getattr(source, "batch_size", 64))), desc=desc,
+                       unit="batch", leave=False)
+    for img in batches:
+        for spec, outs in wants.items():
+            feats = extractors[spec](img)
+            for out in outs:
+                stats[spec][out].append(feats[out])
+    return stats
+
