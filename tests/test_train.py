@@ -168,3 +168,15 @@ def test_vector_run_writes_scatter_snapshot(tmp_path):
     assert pngs and Image.open(pngs[-1]).size[0] > 200
     G = gankit.load_generator(run)
     assert gankit.sample(G, 10, seed=0).shape == (10, 2)
+
+
+def test_training_time_metrics_append_and_record_best(tmp_path):
+    run = train(resolve("gan", overrides={"data.spec": "grid25", "kimg": 0.512, "batch_size": 64, "tick_kimg": 0.256,
+                                          "snapshot_kimg": 0.512, "metrics": ["toy"], "metrics_kimg": 0.256,
+                                          "metrics_n": 500}), out=tmp_path, progress=False)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kimg"] for r in records] == [0.256, 0.512]
+    assert {"toy_modes", "toy_high_quality", "toy_reverse_kl"} <= set(records[0])
+    best = json.loads((run / "best.json").read_text())
+    assert best["metric"] == "toy_modes" and best["value"] == max(r["toy_modes"] for r in records)
+    assert load_checkpoint(run)["best"] == best
