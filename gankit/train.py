@@ -366,8 +366,11 @@ def _sampling_nets(trainer: Trainer) -> nn.ModuleDict:
 def _snapshot(trainer: Trainer, fixed: dict, dataset: Any, run_dir: Path, log: Any) -> None:
     from .sample import save_grid, scatter_png
     cfg, info = trainer.cfg, dataset.info
-    # Whole kimg (floor) as StyleGAN does; three decimals when snapshots come more often than every kimg.
-    kimg_tag = f"{trainer.nimg // 1000:06d}" if cfg.snapshot_kimg >= 1 else f"{trainer.nimg / 1000:010.3f}"
+    # Whole kimg (floor) as StyleGAN does; three decimals where that name is taken (snapshots less than a kimg
+    # apart, or the final one), so no snapshot ever replaces another.
+    kimg_tag = f"{trainer.nimg // 1000:06d}"
+    if (run_dir / f"samples-{kimg_tag}.png").exists() or (run_dir / f"ckpt-{kimg_tag}.pt").exists():
+        kimg_tag = f"{trainer.nimg / 1000:010.3f}"
     nets = _sampling_nets(trainer)
     modes = {n: m.training for n, m in nets.items()}
     nets.eval()

@@ -21,7 +21,7 @@ def run_cli(args, capsys):
     except SystemExit as e:
         code = e.code or 0
     out = capsys.readouterr()
-    return code, out.out, out.err
+    return code, out.out, " ".join(out.err.split())  # messages are wrapped to the terminal: compare unwrapped
 
 
 @pytest.fixture(scope="module")
