@@ -39,14 +39,7 @@ def make_data(n: int, res: int, channels: int) -> MemoryDataset:
 def gankit_trainer(args, device):
     cfg = resolve("dcgan", overrides={"batch_size": args.batch, "data.resolution": args.resolution,
                                       "device": str(device), "amp": args.amp})
-    import gankit.train as T
-    dataset = make_data(4096, args.resolution, args.channels)
-    orig = T.load_dataset
-    T.load_dataset = lambda c, kinds: dataset
-    try:
-        trainer, _ = build(cfg, device)
-    finally:
-        T.load_dataset = orig
+    trainer, _ = build(cfg, device, dataset=make_data(4096, args.resolution, args.channels))
     return trainer
 
 

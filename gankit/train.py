@@ -25,6 +25,7 @@ from .data import load_dataset
 from .data.base import BatchStream, DataInfo
 from .errors import ConfigError, TrainingDiverged
 from .recipes import Recipe, recipes
+from .recipes.base import check_data_kind
 from .registry import Registry
 
 optimizers: Registry = Registry("optimizer")
@@ -198,11 +199,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build(cfg: TrainConfig, device: torch.device | None = None) -> tuple[Trainer, Any]:
-    """Config -> dataset -> recipe (networks) -> optimisers -> EMA, all seeded by ``cfg.seed``."""
+def build(cfg: TrainConfig, device: torch.device | None = None, dataset: Any = None) -> tuple[Trainer, Any]:
+    """Config -> dataset -> recipe (networks) -> optimisers -> EMA, all seeded by ``cfg.seed``.
+
+    ``dataset`` replaces ``cfg.data`` with a dataset of your own (items and ``info`` as in gankit.data.base).
+    """
     device = device or resolve_device(cfg.device)
     recipe_cls = recipes.get(cfg.recipe)
-    dataset = load_dataset(cfg.data, kinds=recipe_cls.data_kinds)
+    if dataset is None:
+        dataset = load_dataset(cfg.data, kinds=recipe_cls.data_kinds)
+    check_data_kind(recipe_cls, cfg.recipe, dataset.info)
     torch.manual_seed(cfg.seed)
     recipe = recipe_cls.from_config(cfg, dataset.info).to(device)
     recipe.train()

@@ -1,0 +1,163 @@
+"""What the image-to-image translation recipes (pix2pix, CycleGAN) share.
+
+- ``adversarial_loss``: the patch GAN objective with a real / fake target, vanilla (cross-entropy on logits,
+  Goodfellow et al. 2014 with the non-saturating generator target) or least squares (Mao et al. 2017);
+- ``linear_decay``: constant learning rate, then linear decay to zero (Zhu et al. 2017, sec. 7.1);
+- ``TranslationRecipe``: building a translator / patch discriminator pair from the config, the fixed snapshot
+  inputs, the snapshot grid, the sampler and the choice of network for a direction.
+
+Direction convention: a recipe always learns batch ``'a'`` -> batch ``'b'``. ``data.direction`` (applied by the
+data layer, which swaps the two sides for ``BtoA``) says which side of the dataset that is, and is kept in
+``trained_direction`` so that ``translator(direction)`` can answer in the dataset's own A / B names.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..nets import build_net, discriminators, generators
+from .base import Recipe, check_data_kind
+
+GAN_LOSSES = ("vanilla", "lsgan")
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def adversarial_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
+    """Mean patch loss of D's raw outputs ``logits`` [N, 1, h, w] against target 1 (real) or 0 (fake).
+
+    vanilla: -log sigmoid(l) for real, -log(1 - sigmoid(l)) for fake (Isola et al. 2017, eq. 1; the generator
+             uses the real target, the non-saturating form of Goodfellow et al. 2014, sec. 3).
+    lsgan:   (l - 1)^2 for real, l^2 for fake (Mao et al. 2017, eq. 9 with a=0, b=c=1; Zhu et al. 2017 sec. 4).
+    """
+    target = torch.full_like(logits, 1.0 if real else 0.0)
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if mode == "lsgan":
+        return F.mse_loss(logits, target)
+    raise ConfigError(f"Unknown gan_loss {mode!r}. Valid choices: {', '.join(GAN_LOSSES)}.")
+
+
+def linear_decay(progress: float, decay_start: float) -> float:
+    """1 until ``decay_start`` (a fraction of training), then linearly down to 0 at the end (Zhu et al. 2017)."""
+    if progress <= decay_start or decay_start >= 1.0:
+        return 1.0
+    return max(0.0, 1.0 - (progress - decay_start) / (1.0 - decay_start))
+
+
+def check_fraction(value: float, name: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be a fraction of training in [0, 1], got {value}.")
+
+
+def as_rgb(img: torch.Tensor, channels: int) -> torch.Tensor:
+    """Repeat a grayscale image to ``channels`` (3) so rows of mixed gray / RGB images share one grid."""
+    return img.expand(-1, channels, -1, -1) if img.shape[1] < channels else img
+
+
+def translation_nets(cfg: Any, in_channels: int, out_channels: int, resolution: int,
+                     d_in_channels: int, g_name: str, d_name: str) -> tuple[nn.Module, nn.Module]:
+    """One translator (G.image) and one patch discriminator (D.image) with their interface arguments and init."""
+    for role, arch, kind, reg in (("G", cfg.G.image, "translator", generators),
+                                  ("D", cfg.D.image, "patch", discriminators)):
+        if getattr(reg.get(arch), "kind", None) != kind:
+            valid = [n for n, c in reg.items() if getattr(c, "kind", None) == kind]
+            raise ConfigError(f"{role}.image = {arch!r} is not a {kind} network, which image-to-image translation "
+                              f"needs. Valid choices: {', '.join(valid)}.")
+    G = build_net("G", cfg.G, "paired",
+                  {"in_channels": in_channels, "out_channels": out_channels, "resolution": resolution}, g_name)
+    D = build_net("D", cfg.D, "paired", {"in_channels": d_in_channels, "resolution": resolution}, d_name)
+    return G, D
+
+
+class TranslationRecipe(Recipe):
+    """Shared parts of pix2pix and CycleGAN; subclasses define the objective and ``snapshot``."""
+
+    # "forward" (the trained direction) / "backward" -> translator name; subclasses fill this in.
+    translators: ClassVar[dict[str, str]] = {}
+    # What ``sampler`` returns: "translate" = a function of input images, not of (n, seed) like noise-driven
+    # recipes; metrics code uses it to feed held-out inputs instead of seeds.
+    sampler_kind: ClassVar[str] = "translate"
+
+    def __init__(self, nets: dict[str, nn.Module], opts: Any, info: Any, trained_direction: str = "AtoB"):
+        super().__init__(nets, opts, info)
+        if trained_direction not in DIRECTIONS:
+            raise ConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {trained_direction!r}.")
+        self.trained_direction = trained_direction
+
+    @staticmethod
+    def channels(info: Any) -> tuple[int, int]:
+        """(channels of a, channels of b) from ``DataInfo`` (``channels_b = 0`` means the same as a)."""
+        return info.channels, info.channels_b or info.channels
+
+    @classmethod
+    def check_info(cls, name: str, info: Any) -> None:
+        check_data_kind(cls, name, info)
+
+    # ---- using the trained model ------------------------------------------------------------------------------
+    def translator_name(self, direction: str | None = None) -> str:
+        """Network that maps the dataset's ``direction`` (AtoB / BtoA; None = the trained one)."""
+        direction = direction or self.trained_direction
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}.")
+        relative = "forward" if direction == self.trained_direction else "backward"
+        if relative not in self.translators:
+            raise ConfigError(f"This {type(self).__name__} model was trained {self.trained_direction} and translates "
+                              f"only that way; {direction} needs a model trained with data.direction={direction} "
+                              f"(or a CycleGAN, which learns both).")
+        return self.translators[relative]
+
+    def translator_channels(self, direction: str | None = None) -> tuple[int, int]:
+        """(input channels, output channels) of the translator for ``direction``."""
+        ca, cb = self.channels(self.info)
+        forward = self.translator_name(direction) == self.translators["forward"]
+        return (ca, cb) if forward else (cb, ca)
+
+    def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:
+        """``n`` dataset items chosen by a seeded permutation: {'a': [n, Ca, H, W], 'b': [n, Cb, H, W]}."""
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(dataset), generator=g)[: min(n, len(dataset))]
+        if hasattr(dataset, "get_batch"):
+            batch = dataset.get_batch(idx)
+        else:
+            items = [dataset[int(i)] for i in idx]
+            batch = {k: torch.stack([it[k] for it in items]) for k in ("a", "b")}
+        return {"a": batch["a"].detach().cpu().clone(), "b": batch["b"].detach().cpu().clone()}
+
+    def sampler(self, nets: nn.ModuleDict | None = None,
+                direction: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A function ``inputs [N, C_in, H, W] -> outputs [N, C_out, H, W]`` in [-1, 1] (for metrics).
+
+        Translation is conditioned on an input image, so the sampler maps input batches rather than drawing
+        ``(n, seed)``. It runs the translator of ``direction`` (default: the trained one, a -> b) in eval mode,
+        without gradients, on the translator's device, and returns the outputs on the inputs' device.
+        """
+        net = (nets if nets is not None else self.nets)[self.translator_name(direction)]
+
+        def translate(inputs: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad(), eval_mode(net):
+                device = next(net.parameters()).device
+                return net(inputs.to(device)).to(inputs.device)
+        return translate
+
+    def run_eval(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), eval_mode(net):
+            return net(x.to(next(net.parameters()).device)).cpu()
+
+
+class eval_mode:
+    """Context manager: the network in eval mode (no dropout, running batch-norm statistics), then as before."""
+
+    def __init__(self, net: nn.Module):
+        self.net = net
+
+    def __enter__(self) -> nn.Module:
+        self.was_training = self.net.training
+        self.net.eval()
+        return self.net
+
+    def __exit__(self, *exc: Any) -> None:
+        self.net.train(self.was_training)
