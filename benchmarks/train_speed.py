@@ -95,8 +95,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="steps per round (0 = 20 on CPU, 200 on GPU)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast on both sides (CUDA)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     steps = args.steps or (200 if device.type == "cuda" else 20)
     trainer = gankit_trainer(args, device)

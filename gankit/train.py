@@ -102,8 +102,11 @@ class Trainer:
     best: dict | None = None                      # best metric value so far and its snapshot
     sums: dict = field(default_factory=dict)      # per-tick sums of logged losses (tensors: no sync per step)
     counts: dict = field(default_factory=dict)
-    first_bad_step: torch.Tensor | None = None    # first step with a non-finite loss in this tick (-1 = none)
     extractors: dict = field(default_factory=dict)  # feature extractors kept between evaluations (loaded once)
+
+    def __post_init__(self) -> None:
+        # First step of this tick with a non-finite loss (-1 = none), kept on the device: no sync per step.
+        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
 
     @property
     def total_nimg(self) -> int:
@@ -138,6 +141,7 @@ class Trainer:
                 d_out = recipe.d_loss(batch, self.step)
             self.opt_d.zero_grad(set_to_none=True)
             d_out["loss"].backward()
+            d_out["D/grad_norm"] = grad_norm(self.opt_d)
             self.opt_d.step()
             recipe.after_d_step()
             self.nimg += cfg.batch_size
@@ -149,6 +153,7 @@ class Trainer:
             g_out = recipe.g_loss(batch, self.step)
         self.opt_g.zero_grad(set_to_none=True)
         g_out["loss"].backward()
+        g_out["G/grad_norm"] = grad_norm(self.opt_g)
         self.opt_g.step()
         self._log("G", g_out)
 
@@ -191,6 +196,14 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
 
 
+def grad_norm(opt: torch.optim.Optimizer) -> torch.Tensor:
+    """Global L2 norm of the gradients an optimiser is about to apply (a divergence diagnostic)."""
+    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -216,9 +229,7 @@ def build(cfg: TrainConfig, device: torch.device | None = None, dataset: Any = N
     opt_d = optimizers.get(cfg.d_opt.name)(recipe.discriminator_params(), cfg.d_opt)
     ema = EMA(recipe.nets, recipe.generator_names, cfg.ema_kimg, cfg.ema_rampup) if cfg.ema_kimg > 0 else None
     stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, num_workers=cfg.data.num_workers, device=device)
-    trainer = Trainer(cfg, recipe, opt_g, opt_d, stream, ema, device)
-    trainer.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
-    return trainer, dataset
+    return Trainer(cfg, recipe, opt_g, opt_d, stream, ema, device), dataset
 
 
 # ---- run directories ---------------------------------------------------------------------------------------
@@ -401,22 +412,31 @@ def _snapshot(trainer: Trainer, fixed: dict, dataset: Any, run_dir: Path, log: A
 
 
 def _evaluate(trainer: Trainer, info: DataInfo, run_dir: Path, log: Any) -> None:
-    """The same ``evaluate()`` as ``gankit eval``, on the EMA generators, against the training data."""
-    from .metrics import evaluate
+    """The same metrics as ``gankit eval``, on the EMA generators: noise-driven models against the training data,
+    translators (``sampler_kind == "translate"``) on the held-out split of their data (``evaluate_translation``)."""
+    from .metrics import evaluate, evaluate_translation
+    from .metrics import metrics as metric_specs
     cfg = trainer.cfg
-    data_options = {"root": cfg.data.root, "split": cfg.data.split}
-    result = evaluate(cfg.metrics, gen=trainer.recipe.sampler(_sampling_nets(trainer)), ref=cfg.data.spec,
-                      n_gen=cfg.metrics_n, extractor=cfg.extractor, device=trainer.device, seed=cfg.seed,
-                      extractors=trainer.extractors, data_options=data_options)
+    nets = _sampling_nets(trainer)
+    if trainer.recipe.sampler_kind == "translate":
+        result = evaluate_translation(trainer.recipe, nets, cfg.data, cfg.metrics, n=cfg.metrics_n,
+                                      device=trainer.device, extractor=cfg.extractor, extractors=trainer.extractors)
+    else:
+        data_options = {"root": cfg.data.root, "split": cfg.data.split}
+        result = evaluate(cfg.metrics, gen=trainer.recipe.sampler(nets), ref=cfg.data.spec, n_gen=cfg.metrics_n,
+                          extractor=cfg.extractor, device=trainer.device, seed=cfg.seed,
+                          extractors=trainer.extractors, data_options=data_options)
     values = result["metrics"]
     record = {"kimg": round(trainer.nimg / 1000, 4), **{k: v for k, v in values.items() if _is_number(v)}}
     log.metrics(record)
-    # The first metric listed decides "best"; distances are better low, scores and coverage high.
-    key = next((k for k in values if k == cfg.metrics[0] or k.startswith(cfg.metrics[0])), None)
+    # The first metric listed decides "best", by its headline number and the direction its spec declares
+    # (distances and errors better low, scores and coverage high).
+    spec = metric_specs.get(cfg.metrics[0].partition("@")[0])
+    key = spec.headline(values)
     if key is not None and _is_number(values[key]):
-        higher_better = not key.startswith(("fid", "kid", "toy_reverse_kl", "modes_kl"))
         value = float(values[key])
-        if trainer.best is None or (value > trainer.best["value"] if higher_better else value < trainer.best["value"]):
+        best = trainer.best["value"] if trainer.best is not None else None
+        if best is None or (value > best if spec.higher_is_better else value < best):
             trainer.best = {"metric": key, "value": value, "kimg": record["kimg"]}
             atomic_write_text(run_dir / "best.json", json.dumps(trainer.best, indent=2) + "\n")
 
