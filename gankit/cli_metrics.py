@@ -99,44 +99,106 @@ def fid_cmd(stats_a, stats_b):
 # ---- gankit eval ---------------------------------------------------------------------------------------------
 
 @click.command("eval")
-@click.option("--ckpt", type=click.Path(dir_okay=False), default=None, help="Generator checkpoint to sample.")
+@click.option("--ckpt", type=click.Path(exists=True), default=None,
+              help="Checkpoint to evaluate, or a run directory (its latest.pt).")
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Folder of generated images.")
-@click.option("--ref", "ref", default=None, help="Reference: data spec, or a stats .npz from `gankit ref`.")
-@click.option("--metrics", "metric_list", default="fid", show_default=True,
-              help="Comma-separated: fid,kid,is,pr,dc,modes (name@extractor picks another extractor).")
-@click.option("--n", type=int, default=None, help="Generated images (default 10000 from --ckpt, all --images).")
+@click.option("--ref", "ref", default=None,
+              help="Reference: data spec, or a stats .npz from `gankit ref`. For a translation checkpoint: the "
+                   "test data (default: the data it trained on, --split test).")
+@click.option("--ref-b", default=None, help="Translation checkpoints: second folder of two-folder test data.")
+@click.option("--metrics", "metric_list", default=None,
+              help="Comma-separated: fid,kid,is,pr,dc,modes (name@extractor picks another extractor); psnr,ssim,l1 "
+                   "for translation checkpoints. Default: fid; for translators psnr,ssim,l1 on paired data, "
+                   "fid,kid on unpaired data.")
+@click.option("--n", type=int, default=None, help="Generated images (default 10000 from --ckpt, all --images; "
+                                                  "translators: test inputs, default all).")
 @click.option("--n-ref", type=int, default=None, help="Reference images (default all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the generator batches.")
 @click.option("--bootstrap", type=int, default=0, help="Bootstrap resamples for a FID confidence interval.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the evaluation card (JSON).")
 @click.option("--no-cache", is_flag=True, help="Recompute reference statistics instead of using the cache.")
-@click.option("--split", default=None, help="Split of a builtin reference dataset.")
+@click.option("--split", default=None, help="Split of a builtin reference dataset (translators: default test).")
 @click.option("--root", default=None, help="Where builtin datasets live.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="Translation checkpoints: the dataset direction to evaluate (default: the trained one).")
 @_common_extractor_flags
-def eval_cmd(ckpt, images, ref, metric_list, n, n_ref, seed, bootstrap, out, no_cache, split, root, extractor,
-             inception_weights, no_verify, no_download, device, batch_size):
-    """Evaluate generated images (a checkpoint's sampler or a folder) against a reference."""
+def eval_cmd(ckpt, images, ref, ref_b, metric_list, n, n_ref, seed, bootstrap, out, no_cache, split, root, direction,
+             extractor, inception_weights, no_verify, no_download, device, batch_size):
+    """Evaluate generated images (a checkpoint's sampler or a folder) against a reference, or a translation
+    checkpoint (pix2pix, CycleGAN) on held-out data."""
     from .metrics import evaluate, format_table, save_card
     from .metrics.base import resolve_device, sha256_file
     if (ckpt is None) == (images is None):
         raise click.UsageError("Give exactly one of --ckpt CKPT or --images DIR.")
     dev = resolve_device(device)
-    if ckpt:
-        from .sample import load_sampler
-        gen: Any = load_sampler(ckpt, device=str(dev))
+    if ckpt and Path(ckpt).is_dir():
+        ckpt = str(Path(ckpt) / "latest.pt")
+    translator = ckpt is not None and _sampler_kind(ckpt) == "translate"
+    if not translator and (direction or ref_b):
+        raise click.UsageError("--direction and --ref-b apply to translation (pix2pix / CycleGAN) checkpoints.")
+    if translator:
+        result = _evaluate_translator(ckpt, ref, ref_b, metric_list, n, n_ref, split, root, direction,
+                                      extractor, inception_weights, no_verify, no_download, dev, batch_size,
+                                      bootstrap)
     else:
-        gen = images
-    data_options = {k: v for k, v in (("split", split), ("root", root)) if v}
-    result = evaluate(metric_list, gen, ref, n, extractor=extractor, n_ref=n_ref, seed=seed, batch_size=batch_size,
-                      device=dev, inception_weights=inception_weights, verify_weights=False if no_verify else None,
-                      download=not no_download, cache=not no_cache, data_options=data_options, progress=True,
-                      fid_bootstrap=bootstrap)
+        if ckpt:
+            from .sample import load_sampler
+            gen: Any = load_sampler(ckpt, device=str(dev))
+        else:
+            gen = images
+        data_options = {k: v for k, v in (("split", split), ("root", root)) if v}
+        result = evaluate(metric_list or "fid", gen, ref, n, extractor=extractor, n_ref=n_ref, seed=seed,
+                          batch_size=batch_size, device=dev, inception_weights=inception_weights,
+                          verify_weights=False if no_verify else None, download=not no_download,
+                          cache=not no_cache, data_options=data_options, progress=True, fid_bootstrap=bootstrap)
     if ckpt:
         result["protocol"]["generated"].update(checkpoint=str(Path(ckpt).resolve()),
                                                checkpoint_sha256=sha256_file(ckpt))
     click.echo(format_table(result))
+    if translator:
+        g, d = result["protocol"]["generated"], result["protocol"]["data"]
+        click.echo(f"translator {g['network']} {g['direction']} on {d['spec']!r} split {d['split']}"
+                   f"{'' if d['held_out'] else ' (NOT held out: the data has no test split)'}; paired metrics "
+                   f"against {result['protocol']['paired_against'] or '-'}")
     if out:
         click.echo(f"wrote {save_card(result, out)}")
+
+
+def _sampler_kind(ckpt: str) -> str:
+    """The ``sampler_kind`` of the recipe a checkpoint was trained with ("noise" or "translate")."""
+    from .checkpoint import load_checkpoint
+    from .errors import CheckpointError
+    from .recipes import recipes
+    try:
+        name = load_checkpoint(ckpt)["config"]["recipe"]
+    except (CheckpointError, KeyError, TypeError):
+        return "noise"   # not readable as a gankit checkpoint: the sampler loader reports why
+    return recipes.get(name).sampler_kind
+
+
+def _evaluate_translator(ckpt, ref, ref_b, metric_list, n, n_ref, split, root, direction, extractor,
+                         inception_weights, no_verify, no_download, dev, batch_size, bootstrap) -> dict[str, Any]:
+    """``gankit eval --ckpt`` on pix2pix / CycleGAN: the translator on the test split of its data (or --ref)."""
+    import dataclasses
+
+    from .checkpoint import load_recipe
+    from .metrics import evaluate_translation
+    recipe, cfg, _, nets = load_recipe(ckpt, dev)
+    data_cfg = cfg.data
+    if ref:
+        if ref.endswith(".npz"):
+            raise ConfigError("A translation checkpoint is evaluated on test data (inputs and their targets or "
+                              "the target domain), not on a statistics file: give --ref a data spec.")
+        data_cfg = dataclasses.replace(data_cfg, spec=ref, spec_b=ref_b or "")
+    elif ref_b:
+        raise click.UsageError("--ref-b needs --ref (the first folder).")
+    if root:
+        data_cfg = dataclasses.replace(data_cfg, root=root)
+    return evaluate_translation(recipe, nets, data_cfg, metric_list, n=n, device=dev, extractor=extractor,
+                                direction=direction, batch_size=batch_size, split=split or "test", n_ref=n_ref,
+                                inception_weights=inception_weights,
+                                verify_weights=False if no_verify else None, download=not no_download,
+                                progress=True, fid_bootstrap=bootstrap)
 
 
 # ---- gankit compare ------------------------------------------------------------------------------------------

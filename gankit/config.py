@@ -338,9 +338,15 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name}.lr must be positive, got {getattr(cfg, name).lr}.")
     if cfg.metrics:
         from .metrics import metric_names
-        unknown = [m for m in cfg.metrics if m not in metric_names()]
+        unknown = [m for m in cfg.metrics if m.partition("@")[0] not in metric_names()]  # "fid@classifier:clf.pt"
         if unknown:
             raise ConfigError(f"Unknown metric(s) {unknown}. Valid metrics: {', '.join(metric_names())}.")
+        from .metrics import metrics as metric_specs
+        if recipe_cls.sampler_kind != "translate":
+            paired_only = [m for m in cfg.metrics if metric_specs.get(m.partition("@")[0]).output == "pairs"]
+            if paired_only:
+                raise ConfigError(f"Metrics {paired_only} score image-to-image translators (pix2pix, cyclegan); "
+                                  f"recipe {cfg.recipe!r} samples from noise (use fid, kid, is, pr, dc, modes or toy).")
 
 
 def save_json(cfg: TrainConfig, path: str | Path) -> None:

@@ -80,3 +80,12 @@ def test_config_file_then_overrides(tmp_path):
 
 def test_defaults_are_a_valid_config():
     assert from_dict(to_dict(TrainConfig())) == TrainConfig()
+
+
+def test_metric_names_are_checked_against_the_family():
+    assert resolve("dcgan", overrides={"metrics": "fid,kid@classifier:clf.pt"}).metrics == ["fid", "kid@classifier:clf.pt"]
+    assert resolve("pix2pix", overrides={"metrics": "psnr,l1"}).metrics == ["psnr", "l1"]
+    with pytest.raises(ConfigError, match="score image-to-image translators"):
+        resolve("dcgan", overrides={"metrics": "psnr"})
+    with pytest.raises(ConfigError, match=r"Unknown metric.*fdi"):
+        resolve("dcgan", overrides={"metrics": "fdi"})

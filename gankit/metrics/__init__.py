@@ -4,14 +4,15 @@
     result = evaluate("fid,kid,pr", sampler, ref="mnist", n_gen=10_000)
 
 Registered metrics (``metric_names()``): fid, kid, is, pr (precision/recall), dc (density/coverage),
-modes (classifier mode counts, stacked MNIST), toy (2-D mixtures). Registered extractors: inception (the
-standard FID Inception-v3 via torch-fidelity) and classifier:PATH (gankit's own small CNN). The protocol that
-makes numbers comparable with papers is in docs/metrics.md.
+modes (classifier mode counts, stacked MNIST), toy (2-D mixtures), and psnr, ssim, l1 for translators
+(``evaluate_translation``, which also runs the image metrics on translated held-out images). Registered
+extractors: inception (the standard FID Inception-v3 via torch-fidelity) and classifier:PATH (gankit's own small
+CNN). The protocol that makes numbers comparable with papers is in docs/metrics.md.
 """
 from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, extractors, make_extractor, metric_names,
                    metrics)
 # Importing the modules registers their metrics and extractors.
-from . import classifier, fid, inception, inception_score, kid, prdc, toy  # noqa: F401  (registration)
+from . import classifier, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401  (registration)
 from .classifier import ClassifierExtractor, load_classifier, mode_metrics, save_classifier, train_classifier
 from .evaluate import compare_cards, evaluate, format_table, load_card, save_card
 from .fid import (fid_bootstrap, fid_from_stats, frechet_distance, trace_sqrt_product,
@@ -23,11 +24,12 @@ from .paired import paired_metrics
 from .prdc import knn_radii, prdc as precision_recall_density_coverage
 from .reference import compute_reference_file, load_stats, save_stats
 from .toy import toy_metrics
+from .translation import evaluate_translation
 
 __all__ = [
     "ClassifierExtractor", "EvalOptions", "Extractor", "FeatureStats", "InceptionExtractor", "MetricSpec",
-    "compare_cards", "compute_reference_file", "evaluate", "extractors", "fid_bootstrap", "fid_from_stats",
-    "find_inception_weights",
+    "compare_cards", "compute_reference_file", "evaluate", "evaluate_translation", "extractors", "fid_bootstrap",
+    "fid_from_stats", "find_inception_weights",
     "format_table", "frechet_distance", "inception_score", "kernel_inception_distance", "knn_radii",
     "load_card", "load_classifier", "load_stats", "make_extractor", "metric_names", "metrics", "mode_metrics",
     "paired_metrics", "precision_recall_density_coverage", "save_card", "save_classifier", "save_stats",

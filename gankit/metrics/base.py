@@ -7,7 +7,8 @@ output it reads, whether it needs a reference set, and computes numbers from the
 
 Registries (``gankit.registry.Registry``):
     extractors  name -> factory(arg, **options) -> Extractor   ("inception", "classifier" as "classifier:PATH")
-    metrics     name -> MetricSpec                             ("fid", "kid", "is", "pr", "dc", "modes", "toy")
+    metrics     name -> MetricSpec                             ("fid", "kid", "is", "pr", "dc", "modes", "toy",
+                                                                "psnr", "ssim", "l1" for translation)
 """
 from __future__ import annotations
 
@@ -210,6 +211,13 @@ class MetricSpec:
     needs_moments: bool = True      # uses mean/cov of the generated features
     description: str = ""
     requires_classifier: bool = False
+    # Direction of the headline number (the first of ``values`` a result holds), which decides a run's "best"
+    # snapshot: scores and coverage are better high, distances and errors low.
+    higher_is_better: bool = True
+
+    def headline(self, result_values: dict[str, Any]) -> str | None:
+        """Name of this metric's headline number in ``result_values`` (None when it is not there)."""
+        return next((v for v in (self.values or (self.name,)) if v in result_values), None)
 
     def keeps_gen(self, opts: EvalOptions) -> bool:
         return self.keep_gen(opts) if callable(self.keep_gen) else self.keep_gen

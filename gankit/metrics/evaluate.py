@@ -83,6 +83,11 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
         raise ConfigError(f"Unknown evaluation option ({e}). Valid options: {valid}.") from None
     default_extractor = "inception" if extractor in ("auto", "", None) else extractor
     requests = parse_metrics(metrics, default_extractor)
+    paired = [spec.name for spec, _ in requests if spec.output == "pairs"]
+    if paired:
+        raise ConfigError(f"{', '.join(paired)} compare each output with its own target image: they evaluate "
+                          f"image-to-image models (gankit.metrics.evaluate_translation, or `gankit eval --ckpt` on "
+                          f"a pix2pix / CycleGAN checkpoint), not samples against a reference set.")
     dev = resolve_device(device)
     if any(spec.output == "" for spec, _ in requests):
         if not all(spec.output == "" for spec, _ in requests):

@@ -35,6 +35,9 @@ class Recipe(nn.Module):
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)  # DataInfo.kind values this recipe trains on
     generator_names: ClassVar[tuple[str, ...]] = ("G",)  # nets updated by the G optimiser; they get EMA copies
     discriminator_names: ClassVar[tuple[str, ...]] = ("D",)
+    # What ``sampler`` returns, so metrics know how to drive it: "noise" = ``(n, seed) -> images`` (drawn from
+    # latents); "translate" = ``inputs -> images`` (image-to-image recipes, fed held-out inputs).
+    sampler_kind: ClassVar[str] = "noise"
 
     def __init__(self, nets: dict[str, nn.Module], opts: Any, info: DataInfo):
         super().__init__()
