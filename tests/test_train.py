@@ -62,7 +62,7 @@ def test_run_directory_layout_and_never_overwritten(tmp_path):
     assert any(n.startswith("ckpt-") and n.endswith(".pt") for n in names)
     records = [json.loads(line) for line in (r1 / "stats.jsonl").read_text().splitlines()]
     assert len(records) == 2 and records[-1]["kimg"] == pytest.approx(0.512)
-    for key in ("kimg", "img_per_s", "D/loss", "G/loss"):
+    for key in ("kimg", "img_per_s", "D/loss", "G/loss", "D/grad_norm", "G/grad_norm"):
         assert key in records[0]
     saved = json.loads((r1 / "config.json").read_text())
     assert saved["batch_size"] == 16 and saved["preset"] == "dcgan"
