@@ -132,7 +132,6 @@ def main() -> None:
         write_section(f"train_speed:{device.type}{':amp' if args.amp else ''}",
                       f"Training speed ({device.type}{', AMP' if args.amp else ''})",
                       text + f"\n\nCommand: `python benchmarks/train_speed.py {' '.join(sys.argv[1:])}`. "
-                             "The machine is shared: a second run the same day gave 1.043 (361 vs 346 images/s). "
                              "gankit draws fresh latents for the G phase (one extra no-grad G forward) and skips "
                              "D's weight gradients there; the plain loop reuses the D phase's fakes.")
 
