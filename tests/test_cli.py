@@ -57,10 +57,12 @@ def test_user_mistakes_exit_2_with_a_message(args, pattern, capsys, tmp_path, mo
 
 
 def test_dry_run_prints_resolved_config(capsys):
-    code, out, _ = run_cli(["train", "--preset", "wgan-gp", "--data", "grid25", "--dry-run"], capsys)
+    code, out, _ = run_cli(["train", "--preset", "wgan-gp", "--data", "digits", "--set", "d_steps=3", "--dry-run"],
+                           capsys)
     assert code == 0
     cfg = json.loads(out)
-    assert cfg["preset"] == "wgan-gp" and cfg["data"]["spec"] == "grid25" and cfg["opts"]["gp_weight"] == 10.0
+    assert cfg["preset"] == "wgan-gp" and cfg["data"]["spec"] == "digits" and cfg["opts"]["gp_weight"] == 10.0
+    assert cfg["d_steps"] == 3
 
 
 def test_presets_lists_every_preset(capsys):
