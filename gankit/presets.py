@@ -14,6 +14,57 @@ _DCGAN_NETS = {
 }
 _ADAM_DCGAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
+# ---- Values for vector data (the 2-D toys ring8 / grid25), applied by config.resolve under the user's --set.
+# What the papers share: a 2-D latent and ReLU MLPs (Gulrajani et al. 2017, gan_toy.py; Lin et al. 2018, PacGAN,
+# sec. 5.1 and their code; Srivastava et al. 2017, VEEGAN). The rest was tuned here (benchmarks/toy_modes.py,
+# docs/benchmarks.md) so that a run takes a few CPU minutes; the papers train for 100k-400k steps.
+_TOY_LENGTH = {
+    "kimg": 2560.0,                          # 20,000 steps of 128 (tuned here; ~2-4 min on one CPU thread)
+    "tick_kimg": 64.0, "snapshot_kimg": 640.0,  # 40 stats lines, 4 snapshots + the last
+    "snapshot_n": 1000,                      # points in the snapshot scatter plot
+}
+_TOY_G = {"init": "he", "vector_kwargs": {"norm": "none"}}  # see _TOY_NS
+_TOY_NS = {
+    # Non-saturating family (gan, dcgan, lsgan, cgan). Tuned here on grid25 (1 seed, 2500 EMA samples):
+    # - z_dim 2 as in the papers (z_dim 8: 17-21 of 25 modes after 5k steps where 2 gave 24-25).
+    # - No batch norm in G: with it the blobs stayed smeared into lines between modes (high-quality share 0.79
+    #   after 20k steps, the same when sampling with batch statistics), without it 0.91; He init (He et al.
+    #   2015, as in gan_toy.py) so the un-normalised ReLU stack starts with unit-scale outputs.
+    # - R1 0.1 (Mescheder et al. 2018; gankit's lazy default, every 16 D steps): without it 20-23 of 25 modes.
+    # - Adam lr 5e-4 (G) / 1e-3 (D), DCGAN betas: 2.5x / 5x the image values; G at 2e-4 found 11-15 modes.
+    # - EMA of G, half-life 10 kimg (80 steps): the raw G oscillates (high-quality 0.3-0.8), its average does not.
+    "opts": {"z_dim": 2, "r1_gamma": 0.1},
+    "G": _TOY_G,
+    "g_opt": {"lr": 5e-4}, "d_opt": {"lr": 1e-3},
+    "batch_size": 128, "ema_kimg": 10.0, **_TOY_LENGTH,
+}
+_TOY_WGAN_GP = {
+    # Gulrajani et al. 2017, gan_toy.py: 2-D latent, lambda 0.1 ("smaller lambda makes things faster for toy
+    # tasks"), Adam betas (0.5, 0.9), 5 critic steps. Tuned here: lr 5e-4 (their 1e-4 had 0.15 high-quality
+    # after 4000 G steps), batch 64 (their 256) to afford 12,000 G steps, G without batch norm as above, EMA.
+    "opts": {"z_dim": 2, "gp_weight": 0.1},
+    "G": _TOY_G,
+    "g_opt": {"lr": 5e-4, "betas": [0.5, 0.9]}, "d_opt": {"lr": 5e-4, "betas": [0.5, 0.9]},
+    **_TOY_LENGTH, "batch_size": 64, "kimg": 3840.0, "snapshot_kimg": 960.0, "ema_kimg": 20.0,
+}
+_TOY_WGAN = {
+    # Weight clipping cannot fit modes this narrow (Gulrajani et al. 2017, fig. 1: the clipped critic misses
+    # the toys' higher moments); 2-D latent and a run of a few minutes so the comparison can be made. RMSprop
+    # at 4x the paper's 5e-5 (one run here: 20-22 of 25 modes, high-quality share 0.06 after 10k G steps).
+    "opts": {"z_dim": 2},
+    "G": _TOY_G,
+    "g_opt": {"lr": 2e-4}, "d_opt": {"lr": 2e-4},
+    **_TOY_LENGTH, "batch_size": 64, "kimg": 3200.0, "snapshot_kimg": 800.0, "ema_kimg": 20.0,
+}
+_TOY_HINGE = {
+    # As _TOY_NS without R1 (spectral norm already constrains D); the preset's betas (0, 0.9) stay.
+    # One run here: 25 of 25 modes on grid25, high-quality share 0.84 after 20k steps.
+    "opts": {"z_dim": 2},
+    "G": _TOY_G,
+    "g_opt": {"lr": 5e-4}, "d_opt": {"lr": 1e-3},
+    "batch_size": 128, "ema_kimg": 10.0, **_TOY_LENGTH,
+}
+
 PRESETS: dict[str, dict] = {
     "gan": {
         "description": "Goodfellow et al. 2014: the original minimax game with MLP generator and discriminator "
@@ -24,6 +75,7 @@ PRESETS: dict[str, dict] = {
         "D": {"image": "mlp_image", "vector": "mlp"},
         "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
         "batch_size": 64, "kimg": 20.0,
+        "per_kind": {"vector": _TOY_NS},
     },
     "dcgan": {
         "description": "Radford et al. 2016: strided transposed convolutions, batch norm, ReLU in G, LeakyReLU(0.2) "
@@ -33,6 +85,7 @@ PRESETS: dict[str, dict] = {
         **_DCGAN_NETS,
         "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
         "batch_size": 64, "kimg": 20.0,
+        "per_kind": {"vector": _TOY_NS},
     },
     "wgan": {
         "description": "Arjovsky et al. 2017 (Algorithm 1): critic without sigmoid, weights clipped to [-0.01, 0.01], "
@@ -42,6 +95,7 @@ PRESETS: dict[str, dict] = {
         **_DCGAN_NETS,
         "g_opt": {"name": "rmsprop", "lr": 5e-5}, "d_opt": {"name": "rmsprop", "lr": 5e-5},
         "d_steps": 5, "batch_size": 64, "kimg": 40.0,
+        "per_kind": {"vector": _TOY_WGAN},
     },
     "wgan-gp": {
         "description": "Gulrajani et al. 2017 (Algorithm 1): gradient penalty 10 on interpolates with alpha ~ U[0, 1], "
@@ -54,6 +108,7 @@ PRESETS: dict[str, dict] = {
         "g_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
         "d_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
         "d_steps": 5, "batch_size": 64, "kimg": 40.0,
+        "per_kind": {"vector": _TOY_WGAN_GP},
     },
     "lsgan": {
         "description": "Mao et al. 2017: least-squares loss with targets a=0, b=c=1 on DCGAN networks.",
@@ -62,6 +117,7 @@ PRESETS: dict[str, dict] = {
         **_DCGAN_NETS,
         "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
         "batch_size": 64, "kimg": 20.0,
+        "per_kind": {"vector": _TOY_NS},
     },
     "hinge": {
         "description": "Lim & Ye 2017 / Miyato et al. 2018: hinge loss, spectral norm in D, Adam 2e-4 betas (0, 0.9), "
@@ -74,6 +130,7 @@ PRESETS: dict[str, dict] = {
         "g_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
         "d_opt": {"name": "adam", "lr": 4e-4, "betas": [0.0, 0.9]},
         "batch_size": 64, "kimg": 20.0,
+        "per_kind": {"vector": _TOY_HINGE},
     },
     "cgan": {
         "description": "Mirza & Osindero 2014: class-conditional DCGAN; the label embedding joins z in G and the input "
@@ -83,6 +140,7 @@ PRESETS: dict[str, dict] = {
         **_DCGAN_NETS,
         "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
         "batch_size": 64, "kimg": 20.0,
+        "per_kind": {"vector": _TOY_NS},
     },
     # Image-to-image translation. batch_size 16 instead of the papers' 1 (CycleGAN) / 1-10 (pix2pix): many times
     # the images/s on a CPU or GPU for small images, and batch norm (pix2pix) then normalises over a real batch
