@@ -25,7 +25,7 @@ FORMAT = "gankit"
 VERSION = 1
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: str | Path, write) -> None:
     """Write through a temporary file in the same folder, fsync, then rename over ``path``.
 
     A crash at any moment leaves either the old file or the new one, never a truncated mix.
@@ -45,7 +45,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -55,7 +55,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def save_checkpoint(state: dict, path: str | Path) -> None:
     from . import __version__
     state = {"format": FORMAT, "version": VERSION, "gankit_version": __version__, **state}
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write(Path(path), lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -121,12 +121,3 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bo
     if name not in nets:
         raise CheckpointError(f"No network {name!r} in this checkpoint; it has {', '.join(nets.keys())}.")
     return nets[name]
-
-
-def find_latest(run_dir: str | Path) -> Path | None:
-    p = Path(run_dir) / "latest.pt"
-    return p if p.is_file() else None
-
-
-def is_checkpoint_like(obj: Any) -> bool:
-    return isinstance(obj, dict) and obj.get("format") == FORMAT

@@ -8,20 +8,10 @@ import pytest
 from PIL import Image
 
 from gankit.cli import main, parse_seeds
+from helpers import run_cli
 
 TINY = ["--data", "digits", "--kimg", "0.256", "--batch", "16", "--set", "G.ngf=16", "--set", "D.ndf=16",
         "--set", "tick_kimg=0.128", "--set", "snapshot_n=16", "--quiet"]
-
-
-def run_cli(args, capsys):
-    """Run in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, " ".join(out.err.split())  # messages are wrapped to the terminal: compare unwrapped
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from gankit.errors import ConfigError
 from gankit.images import from_uint8
 from gankit.metrics import Extractor, evaluate, evaluate_translation, paired_metrics
 from gankit.train import _evaluate, build, train
+from helpers import run_cli
 
 SMALL = {"G.ngf": 8, "D.ndf": 8, "data.resolution": 32, "batch_size": 4, "device": "cpu"}
 
@@ -262,16 +263,6 @@ def test_training_writes_translation_metrics_and_best(pix2pix_run):
 
 
 # ---- gankit eval --------------------------------------------------------------------------------------------------
-
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, " ".join(out.err.split())
-
 
 def test_cli_eval_on_a_translation_checkpoint(pix2pix_run, tmp_path, capsys):
     card = tmp_path / "card.json"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
+from ..checkpoint import atomic_write
 from ..errors import CheckpointError, ConfigError, DataError
 from ..images import from_uint8
 from .base import EvalOptions, Extractor, FeatureStats, MetricSpec, extractors, metrics, resolve_device, sha256_file
@@ -146,14 +146,7 @@ def save_classifier(path: str | os.PathLike, model: SmallCNN, report: dict[str, 
     ckpt = {"format": FORMAT, "version": VERSION, "gankit_version": __version__, "config": dict(model.config),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "report": dict(report or {}), "class_names": list(class_names or []), "data": dict(data or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: torch.save(ckpt, f))
     return path
 
 

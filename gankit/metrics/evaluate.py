@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import torch
 
 from .. import __version__
+from ..checkpoint import atomic_write_text
 from ..errors import ConfigError, DataError
 from .base import EvalOptions, Extractor, MetricSpec, make_extractor, parse_extractor_spec, resolve_device
 from .base import metrics as metric_registry
@@ -228,9 +229,7 @@ def _evaluate_vectors(requests, gen, ref, n_gen, seed, batch_size, opts, data_op
 def save_card(result: dict[str, Any], path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(result, indent=2, default=_json_default) + "\n")
     return path
 
 

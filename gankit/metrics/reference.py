@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..checkpoint import atomic_write
 from ..errors import ConfigError, DataError
 from .base import Extractor, FeatureStats, cache_dir
 from .sources import DatasetSource, ImageSource, Wants, extract, image_source
@@ -43,14 +43,7 @@ def save_stats(path: str | os.PathLike, stats: FeatureStats, protocol: dict[str,
                               "protocol": np.array(json.dumps({"format": FORMAT, "version": VERSION, **protocol}))}
     if stats.has_features:
         arrays["features"] = stats.features().numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
 
 
