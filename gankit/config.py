@@ -215,6 +215,12 @@ def _kwargs_slot(cfg_dict: dict, role: str, arg: str) -> str:
         reg = networks[role]
         if net[slot] and net[slot] in reg and arg in inspect.signature(reg.get(net[slot]).__init__).parameters:
             takes.append(slot)
+    if len(takes) > 1:
+        # Both networks take the argument: it is meant for the one this data will use.
+        from .data import data_kinds
+        kinds = data_kinds(dataclass_from_dict(DataConfig, cfg_dict.get("data", {}), "config.data"))
+        if kinds and kinds[0] == "vector":
+            takes = ["vector"]
     if not takes:
         reg = networks[role]
         valid = {s: sorted(p for p in inspect.signature(reg.get(net[s]).__init__).parameters if p != "self")

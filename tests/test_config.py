@@ -89,3 +89,10 @@ def test_metric_names_are_checked_against_the_family():
         resolve("dcgan", overrides={"metrics": "psnr"})
     with pytest.raises(ConfigError, match=r"Unknown metric.*fdi"):
         resolve("dcgan", overrides={"metrics": "fdi"})
+
+
+def test_network_argument_taken_by_both_networks_goes_to_the_one_the_data_uses():
+    toy = resolve("gan", overrides={"data.spec": "grid25", "G.norm": "batch"})
+    assert toy.G.vector_kwargs["norm"] == "batch" and "norm" not in toy.G.image_kwargs
+    image = resolve("dcgan", overrides={"G.norm": "none"})
+    assert image.G.image_kwargs["norm"] == "none" and "norm" not in image.G.vector_kwargs
