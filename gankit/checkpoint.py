@@ -11,6 +11,7 @@ A checkpoint is a dict of tensors and plain values (DESIGN.md principle 5), read
 """
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import tempfile
@@ -106,7 +107,6 @@ def load_recipe(path: str | Path, device: str | torch.device = "cpu", ema: bool 
     nets = nn.ModuleDict(dict(recipe.nets.items()))
     if ema and ckpt.get("ema"):
         for name, state in ckpt["ema"].items():
-            import copy
             net = copy.deepcopy(recipe.nets[name])
             net.load_state_dict(state)
             nets[name] = net.to(device).eval().requires_grad_(False)

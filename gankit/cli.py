@@ -51,8 +51,8 @@ def train(preset, data, data_b, data_root, download, resolution, direction, conf
                       "data.resolution": resolution, "data.direction": direction, "kimg": kimg,
                       "batch_size": batch, "seed": seed, "device": device, "tensorboard": tensorboard}
     flag_overrides = {k: v for k, v in flag_overrides.items() if v is not None}
-    from .config import _split_override
-    set_pairs = [_split_override(o) for o in overrides]
+    from .config import split_override
+    set_pairs = [split_override(o) for o in overrides]
     all_overrides = {**flag_overrides, **dict(set_pairs)}
     if resume is not None:
         from .checkpoint import load_checkpoint

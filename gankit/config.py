@@ -172,12 +172,12 @@ def parse_value(text: str) -> Any:
 
 
 def _merge(base: dict, update: dict) -> dict:
+    """Recursive merge of config sections; free-form dicts (opts, *_kwargs) merge key by key, one level deep."""
     out = dict(base)
     for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("opts",) and not k.endswith("kwargs"):
-            out[k] = _merge(out[k], v)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = {**out[k], **v}
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            free_form = k == "opts" or k.endswith("kwargs")
+            out[k] = {**out[k], **v} if free_form else _merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -254,7 +254,7 @@ def resolve(preset: str | None = None, config_file: str | None = None,
             overrides: list[str] | dict | None = None) -> TrainConfig:
     """Preset -> file -> overrides -> validated ``TrainConfig``."""
     from .presets import get_preset
-    items = list(overrides.items()) if isinstance(overrides, dict) else [_split_override(o) for o in (overrides or [])]
+    items = list(overrides.items()) if isinstance(overrides, dict) else [split_override(o) for o in (overrides or [])]
     file_items = _flatten(load_file(config_file)) if config_file else []
 
     def layer(per_kind: dict | None) -> dict:
@@ -296,7 +296,7 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _split_override(text: str) -> tuple[str, Any]:
+def split_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"Override {text!r} must look like key=value (e.g. batch_size=128, g_opt.lr=1e-4).")
     key, value = text.split("=", 1)
