@@ -80,14 +80,55 @@ def test_batch_size_independence_and_grayscale(extractor, images, features):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_features_and_statistics_match_cpu(random_weights, images, features):
     gpu = InceptionExtractor(random_weights, device="cuda", verify=False, download=False, batch_size=4)
+    callers_conv = torch.backends.cudnn.conv.fp32_precision
     out = gpu(images)
+    assert torch.backends.cudnn.conv.fp32_precision == callers_conv
     assert out["features"].is_cuda
-    # torch-fidelity's own GPU tolerance for uint8 -> pool3 is 1e-3 absolute (tests/tf1/primitives).
-    torch.testing.assert_close(out["features"].cpu(), features["features"], rtol=1e-3, atol=1e-3)
+    # Extraction runs in IEEE float32 (no TF32), so the GPU's features are the CPU's to float32 rounding; the
+    # issue asks for 1e-4 relative (torch-fidelity's own GPU test allows 1e-3 absolute).
+    gpu_feat, cpu_feat = out["features"].cpu().double(), features["features"].double()
+    assert float((gpu_feat - cpu_feat).norm() / cpu_feat.norm()) < 1e-4
     with pytest.warns(UserWarning, match="rank-deficient"):
         on_gpu = evaluate("fid,kid,pr", images[:4], images[4:], extractors={"inception": gpu}, device="cuda",
                           kid_subsets=2, kid_subset_size=4)
     assert on_gpu["protocol"]["device"].startswith("cuda") and np.isfinite(on_gpu["metrics"]["fid"])
+
+
+def test_folded_batch_norms_and_channels_last_compute_the_same_function(tmp_path, images):
+    # Non-trivial batch-norm statistics, so that folding them has something to get wrong.
+    state = torch.load(write_random_inception_weights(tmp_path / "w.pth", seed=1), weights_only=True)
+    g = torch.Generator().manual_seed(1)
+    for key, t in state.items():
+        if key.endswith(("running_var", "bn.weight")):
+            state[key] = t * (0.5 + torch.rand(t.shape, generator=g))
+        elif key.endswith("running_mean"):
+            state[key] = 0.1 * torch.randn(t.shape, generator=g)
+    torch.save(state, tmp_path / "w.pth")
+    plain = InceptionExtractor(tmp_path / "w.pth", device="cpu", verify=False, download=False, fold_bn=False,
+                               channels_last=False)
+    fast = InceptionExtractor(tmp_path / "w.pth", device="cpu", verify=False, download=False)
+    assert plain.bn_folded == 0 and fast.bn_folded == 94 and fast.protocol()["channels_last"]
+    assert fast.identity() == plain.identity()          # numbers from either are comparable
+    ref, out = plain(images[:3]), fast(images[:3])
+    for name in ("features", "logits"):
+        rel = float((out[name].double() - ref[name].double()).norm() / ref[name].double().norm())
+        assert rel < 1e-5, (name, rel)
+
+
+def test_exact_float32_switches_tf32_off_and_restores_the_callers_setting():
+    from gankit.metrics import exact_float32
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = (conv.fp32_precision, matmul.fp32_precision)
+    try:
+        conv.fp32_precision, matmul.fp32_precision = "tf32", "tf32"
+        with exact_float32():
+            assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+        with pytest.raises(ValueError), exact_float32():   # restored on errors too
+            raise ValueError
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = before
 
 
 def test_tf1_resize_convention_of_the_dependency():
@@ -165,6 +206,8 @@ def test_real_weights_verify_and_match_torch_fidelity(images):
                                       feature_extractor_weights_path=REAL_WEIGHTS, verbose=False)
     f_theirs, l_theirs = theirs(images[:2])
     out = ours(images[:2])
-    torch.testing.assert_close(out["features"], f_theirs)
-    torch.testing.assert_close(out["logits"], l_theirs)
+    # Folded batch norms and NHWC change the float32 rounding only.
+    for ours_t, theirs_t in ((out["features"], f_theirs), (out["logits"], l_theirs)):
+        assert float((ours_t.double() - theirs_t.double()).norm() / theirs_t.double().norm()) < 1e-5
+        torch.testing.assert_close(ours_t, theirs_t, rtol=1e-4, atol=1e-4)
     assert np.all(np.isfinite(out["features"].numpy()))

@@ -9,8 +9,8 @@ modes (classifier mode counts, stacked MNIST), toy (2-D mixtures), and psnr, ssi
 extractors: inception (the standard FID Inception-v3 via torch-fidelity) and classifier:PATH (gankit's own small
 CNN). The protocol that makes numbers comparable with papers is in docs/metrics.md.
 """
-from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, extractors, make_extractor, metric_names,
-                   metrics)
+from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, exact_float32, extractors, make_extractor,
+                   metric_names, metrics)
 # Importing the modules registers their metrics and extractors.
 from . import classifier, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401  (registration)
 from .classifier import ClassifierExtractor, load_classifier, mode_metrics, save_classifier, train_classifier

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -50,6 +51,34 @@ class Extractor:
     def identity(self) -> dict[str, Any]:
         """The part of ``protocol()`` that must be equal for two numbers to be comparable."""
         raise NotImplementedError
+
+
+@contextmanager
+def exact_float32() -> Iterator[None]:
+    """Run convolutions and matrix products in IEEE float32 on the GPU, then restore the caller's settings.
+
+    PyTorch lets cuDNN convolutions use TF32 by default on Ampere and later GPUs (10 mantissa bits), which moves
+    Inception features by ~1e-3 relative, and a FID computed from them with it. Metric numbers must not depend
+    on the card, so extraction runs in full float32 (as NVIDIA's StyleGAN2-ADA metric code does by disabling
+    TF32). No effect on the CPU. Uses the ``fp32_precision`` API where torch has it (2.9+): mixing it with the
+    legacy ``allow_tf32`` flags makes torch raise.
+    """
+    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
+    if conv is not None:
+        saved = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = saved
+    else:  # pragma: no cover - torch < 2.9
+        saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def parse_extractor_spec(spec: str) -> tuple[str, str | None]:

@@ -25,7 +25,8 @@ from .. import __version__
 from ..checkpoint import atomic_write
 from ..errors import CheckpointError, ConfigError, DataError
 from ..images import from_uint8
-from .base import EvalOptions, Extractor, FeatureStats, MetricSpec, extractors, metrics, resolve_device, sha256_file
+from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, exact_float32, extractors, metrics,
+                   resolve_device, sha256_file)
 
 FORMAT = "gankit-classifier"
 VERSION = 1
@@ -190,6 +191,7 @@ class ClassifierExtractor(Extractor):
         self.mode = "joint"
 
     @torch.no_grad()
+    @exact_float32()
     def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
         if img.dtype != torch.uint8 or img.ndim != 4:
             raise DataError(f"The classifier extractor takes uint8 images [N, C, H, W], got {img.dtype} "
