@@ -56,3 +56,68 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class TickStats:
+    """The recipes' logged values of one tick, kept on the device until the tick ends: one sync per tick.
+
+    Each phase's values of a step are stacked into one row (a single kernel, which matters on a GPU where a
+    small DCGAN step is bound by kernel launches). Rows with the same keys are stacked into a block [steps, keys]
+    every ``FOLD`` rows and at the end of the tick, reduced to per-key sums and the index of the first row whose
+    loss (the key ``PHASE/loss``) is not finite.
+    """
+
+    FOLD = 256
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self._rows: dict[tuple[str, ...], tuple[list[int], list[torch.Tensor]]] = {}
+        # keys -> (sums [K], number of rows, first bad step as a device scalar or None, steps of the folded rows)
+        self._folded: dict[tuple[str, ...], list] = {}
+
+    def add(self, phase: str, step: int, out: dict[str, torch.Tensor]) -> None:
+        """Record a phase's outputs ({"loss": ..., "D/real": ...}, scalars) at ``step``; no sync."""
+        keys = tuple(f"{phase}/loss" if k == "loss" else k for k in out)
+        row = torch.stack([v.detach().float().reshape(()) for v in out.values()])      # [K]
+        steps, rows = self._rows.setdefault(keys, ([], []))
+        steps.append(step)
+        rows.append(row)
+        if len(rows) >= self.FOLD:
+            self._fold(keys)
+
+    def _fold(self, keys: tuple[str, ...]) -> None:
+        steps, rows = self._rows.pop(keys)
+        block = torch.stack(rows)                                                     # [n, K]
+        loss = block[:, next(i for i, k in enumerate(keys) if k.endswith("/loss"))]
+        index = torch.arange(len(rows), device=block.device)
+        first_bad = torch.where(torch.isfinite(loss), len(rows), index).min()         # n = none
+        entry = self._folded.setdefault(keys, [torch.zeros(len(keys), device=block.device), 0, []])
+        entry[0] = entry[0] + block.sum(0)
+        entry[1] += len(rows)
+        entry[2].append((first_bad, steps))
+
+    def _fold_all(self) -> None:
+        for keys in list(self._rows):
+            self._fold(keys)
+
+    def first_nonfinite_step(self) -> int | None:
+        self._fold_all()
+        bad_steps = []
+        for _, _, chunks in self._folded.values():
+            firsts = torch.stack([first for first, _ in chunks]).tolist()             # one sync
+            bad_steps += [steps[i] for i, (_, steps) in zip(firsts, chunks) if i < len(steps)]
+        return min(bad_steps) if bad_steps else None
+
+    def take(self) -> dict[str, float]:
+        """Per-key means of the tick, then clear."""
+        self._fold_all()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for keys, (total, n, _) in self._folded.items():
+            for key, value in zip(keys, total.tolist()):
+                sums[key] = sums.get(key, 0.0) + value
+                counts[key] = counts.get(key, 0) + n
+        self.clear()
+        return {k: sums[k] / counts[k] for k in sums}

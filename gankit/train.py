@@ -27,13 +27,19 @@ from .errors import ConfigError, TrainingDiverged
 from .recipes import Recipe, recipes
 from .recipes.base import check_data_kind
 from .registry import Registry
+from .runlog import TickStats
 
 optimizers: Registry = Registry("optimizer")
 
 
 @optimizers.register("adam")
 def _adam(params, c: OptConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=c.lr, betas=tuple(c.betas), eps=c.eps, weight_decay=c.weight_decay)
+    params = list(params)
+    # On CUDA, the fused kernel updates every parameter in one launch (the default foreach path takes several
+    # per step); same algorithm, float32 rounding aside.
+    fused = bool(params) and all(isinstance(p, torch.Tensor) and p.is_cuda for p in params)
+    return torch.optim.Adam(params, lr=c.lr, betas=tuple(c.betas), eps=c.eps, weight_decay=c.weight_decay,
+                            fused=fused or None)
 
 
 @optimizers.register("rmsprop")
@@ -71,10 +77,12 @@ class EMA:
         beta = self.beta(batch, nimg)
         for name, ema_net in self.nets.items():
             src = source[name]
-            for p_ema, p in zip(ema_net.parameters(), src.parameters()):
-                p_ema.lerp_(p.detach(), 1.0 - beta)      # p_ema = beta * p_ema + (1 - beta) * p
-            for b_ema, b in zip(ema_net.buffers(), src.buffers()):
-                b_ema.copy_(b)                           # BN running stats etc. are copied, not averaged
+            # One multi-tensor kernel per net rather than one per tensor.
+            torch._foreach_lerp_(list(ema_net.parameters()), [p.detach() for p in src.parameters()],
+                                 1.0 - beta)             # p_ema = beta * p_ema + (1 - beta) * p
+            buffers = list(ema_net.buffers())
+            if buffers:                                  # BN running stats etc. are copied, not averaged
+                torch._foreach_copy_(buffers, list(src.buffers()))
 
     def state_dict(self) -> dict:
         return {n: m.state_dict() for n, m in self.nets.items()}
@@ -100,13 +108,8 @@ class Trainer:
     step: int = 0
     lr_scale: float = 1.0                         # halved by each rollback after a non-finite loss
     best: dict | None = None                      # best metric value so far and its snapshot
-    sums: dict = field(default_factory=dict)      # per-tick sums of logged losses (tensors: no sync per step)
-    counts: dict = field(default_factory=dict)
+    tick: TickStats = field(default_factory=TickStats)  # the tick's logged losses, on the device until the tick ends
     extractors: dict = field(default_factory=dict)  # feature extractors kept between evaluations (loaded once)
-
-    def __post_init__(self) -> None:
-        # First step of this tick with a non-finite loss (-1 = none), kept on the device: no sync per step.
-        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
 
     @property
     def total_nimg(self) -> int:
@@ -117,16 +120,6 @@ class Trainer:
         for opt, oc in ((self.opt_g, self.cfg.g_opt), (self.opt_d, self.cfg.d_opt)):
             for group in opt.param_groups:
                 group["lr"] = oc.lr * factor
-
-    def _log(self, phase: str, out: dict[str, torch.Tensor]) -> None:
-        """Accumulate the recipe's logged values for the tick, without a device sync per step."""
-        loss = out["loss"].detach()
-        step = torch.full_like(self.first_bad_step, self.step)
-        self.first_bad_step = torch.where(~torch.isfinite(loss) & (self.first_bad_step < 0), step, self.first_bad_step)
-        for k, v in out.items():
-            key = f"{phase}/loss" if k == "loss" else k
-            self.sums[key] = self.sums.get(key, 0) + v.detach().float()
-            self.counts[key] = self.counts.get(key, 0) + 1
 
     def train_step(self, measure_grad_norm: bool = True) -> None:
         """k discriminator updates, one generator update, then the EMA (one "step").
@@ -150,7 +143,7 @@ class Trainer:
             self.opt_d.step()
             recipe.after_d_step()
             self.nimg += cfg.batch_size
-            self._log("D", d_out)
+            self.tick.add("D", self.step, d_out)
 
         # -- Generator phase: one update of G through the frozen D, on the last real batch.
         recipe.set_requires_grad(generators=True, discriminators=False)
@@ -161,7 +154,7 @@ class Trainer:
         if measure_grad_norm:
             g_out["G/grad_norm"] = grad_norm(self.opt_g)
         self.opt_g.step()
-        self._log("G", g_out)
+        self.tick.add("G", self.step, g_out)
 
         # -- EMA of the generators.
         if self.ema is not None:
@@ -169,14 +162,12 @@ class Trainer:
         self.step += 1
 
     def take_tick_stats(self) -> dict[str, float]:
-        stats = {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
-        self.sums, self.counts = {}, {}
-        return stats
+        """Per-key means of the tick's logged values; starts the next tick."""
+        return self.tick.take()
 
     def check_finite(self) -> int | None:
-        bad = int(self.first_bad_step)
-        self.first_bad_step.fill_(-1)
-        return bad if bad >= 0 else None
+        """The first step of this tick whose D or G loss was NaN or infinite, or None."""
+        return self.tick.first_nonfinite_step()
 
     # -- checkpoint state ----------------------------------------------------------------------------------
     def state_dict(self, info: DataInfo) -> dict:
@@ -461,7 +452,7 @@ def _handle_nonfinite(trainer: Trainer, bad_step: int, run_dir: Path, log: Any) 
         lr_scale = trainer.lr_scale * 0.5
         trainer.load_state_dict(ckpt)
         trainer.lr_scale = lr_scale
-        trainer.sums, trainer.counts = {}, {}
+        trainer.tick.clear()
         log.text(f"non-finite loss at step {bad_step}: rolled back to {latest} (kimg {good_kimg:.3f}) and halved "
                  f"the learning rates (scale {lr_scale:g})")
         return True

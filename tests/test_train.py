@@ -1,5 +1,6 @@
 """The training engine: exact resume, run directories, checkpoints, non-finite handling, EMA."""
 import json
+import math
 import pickle
 
 import pytest
@@ -180,3 +181,19 @@ def test_training_time_metrics_append_and_record_best(tmp_path):
     best = json.loads((run / "best.json").read_text())
     assert best["metric"] == "toy_modes" and best["value"] == max(r["toy_modes"] for r in records)
     assert load_checkpoint(run)["best"] == best
+
+
+def test_tick_stats_means_and_first_nonfinite_step_across_folds(monkeypatch):
+    from gankit.runlog import TickStats
+    monkeypatch.setattr(TickStats, "FOLD", 3)               # force several folds within one tick
+    tick = TickStats()
+    for step in range(8):
+        loss = float("nan") if step in (5, 7) else float(step)
+        tick.add("D", step, {"loss": torch.tensor(loss), "D/real": torch.tensor(2.0 * step)})
+        extra = {"G/grad_norm": torch.tensor(1.0)} if step == 7 else {}   # a key logged on some steps only
+        tick.add("G", step, {"loss": torch.tensor(-1.0), **extra})
+    assert tick.first_nonfinite_step() == 5
+    stats = tick.take()
+    assert stats["D/real"] == pytest.approx(2.0 * 3.5) and stats["G/loss"] == -1.0 and stats["G/grad_norm"] == 1.0
+    assert math.isnan(stats["D/loss"])
+    assert tick.first_nonfinite_step() is None and tick.take() == {}
