@@ -9,8 +9,16 @@ included), the FID from statistics, and the 2048-d trace of the matrix square ro
 Offline the Inception weights are random (written in the real file's layout): speeds are real, FID values are
 meaningless. Pass --weights for the real file.
 
+Features are compared with torch-fidelity's own extraction path (``create_feature_extractor`` +
+``get_featuresdict_from_dataset``) on the first --compare-n images, and on a GPU also with float32 CPU features;
+differences are ‖a − b‖ / ‖b‖. gankit extracts in IEEE float32 (``exact_float32``); torch-fidelity keeps
+PyTorch's default, which lets cuDNN convolutions use TF32 on Ampere and later GPUs.
+
     python benchmarks/metrics_speed.py [--n 10000] [--device auto|cpu|cuda] [--batch 100] [--threads T]
-                                       [--weights PATH] [--eigvals]
+                                       [--weights PATH] [--eigvals] [--repeat R] [--extract-n M]
+
+On a CPU, 10k + 10k Inception passes take about an hour per side: --repeat defaults to 1 there (2 on a GPU)
+and the extraction-only timing uses --extract-n images (default: all on a GPU, 1000 on a CPU).
 
 Writes the section between <!-- metrics_speed --> markers of docs/benchmarks.md (one block per device).
 """
@@ -32,7 +40,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import DOC, write_section  # noqa: E402
 
-from gankit.metrics import FeatureStats, evaluate, trace_sqrt_product, write_random_inception_weights  # noqa: E402
+from gankit.metrics import (FeatureStats, evaluate, exact_float32, trace_sqrt_product,  # noqa: E402
+                            write_random_inception_weights)
 from gankit.metrics.base import resolve_device  # noqa: E402
 from gankit.metrics.inception import InceptionExtractor  # noqa: E402
 from gankit.metrics.sources import TensorSource, extract  # noqa: E402
@@ -76,11 +85,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--eigvals", action="store_true", help="also time the general eigvals trace (slow on CPU)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    parser.add_argument("--repeat", type=int, default=0, help="gankit end-to-end runs (0: 2 on a GPU, 1 on a CPU)")
+    parser.add_argument("--extract-n", type=int, default=0, help="images for the extraction-only timing "
+                        "(0: all on a GPU, 1000 on a CPU)")
+    parser.add_argument("--compare-n", type=int, default=1000, help="images whose features are compared")
+    parser.add_argument("--variants", action="store_true", help="also time the extractor without each speed-up")
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)   # on a shared machine, fewer threads avoid oversubscription
     device = resolve_device(args.device)
+    on_gpu = device.type == "cuda"
+    repeat = args.repeat or (2 if on_gpu else 1)
+    extract_n = min(args.n, args.extract_n or (args.n if on_gpu else 1000))
+    compare_n = min(args.n, args.compare_n)
     load_before = os.getloadavg()[0]
     tmp = tempfile.TemporaryDirectory()
     weights = args.weights or str(write_random_inception_weights(Path(tmp.name) / "random-inception.pth"))
@@ -98,9 +116,9 @@ def main() -> None:
 
     # ---- gankit: extraction (with float64 statistics), then statistics alone ---------------------------------
     wants = {"inception": {"features": (True, True)}}
-    kept, t_extract = timed(lambda: extract(TensorSource(gen_img, batch_size=args.batch), {"inception": ext},
-                                            wants)["inception"]["features"], device)
-    feats = kept.features().to(device)                                   # [N, 2048] float32
+    kept, t_extract = timed(lambda: extract(TensorSource(gen_img[:extract_n], batch_size=args.batch),
+                                            {"inception": ext}, wants)["inception"]["features"], device)
+    feats = kept.features().to(device)                                   # [extract_n, 2048] float32
 
     def gankit_stats():
         st = FeatureStats()
@@ -117,10 +135,62 @@ def main() -> None:
         return evaluate("fid", gen_img, ref_img, extractor="inception", extractors={"inception": ext},
                         batch_size=args.batch, device=device, cache=False)["metrics"]["fid"]
 
-    fid_g1, t_g1 = timed(gankit_fid, device)
+    t_gankit_runs = []
+    fid_g1, t = timed(gankit_fid, device)
+    t_gankit_runs.append(t)
+
+    # ---- features against torch-fidelity's own extraction path (and the CPU's float32 on a GPU) ---------------
+    import torch_fidelity
+    from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+    def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a.detach().cpu().double(), b.detach().cpu().double()
+        return float((a - b).norm() / b.norm())
+
+    cmp_img = gen_img[:compare_n]
+    ours = ext(cmp_img)["features"]
+    tf_ext = create_feature_extractor("inception-v3-compat", ["2048"], cuda=on_gpu,
+                                      feature_extractor_weights_path=weights)
+    theirs = get_featuresdict_from_dataset(UInt8Images(cmp_img), tf_ext, args.batch, on_gpu, not on_gpu,
+                                           False)["2048"]
+    feature_rows = [(f"features vs torch-fidelity's extraction path, same device ({compare_n} images)",
+                     f"{rel_diff(ours, theirs):.1e}", "‖a − b‖ / ‖b‖")]
+    if on_gpu:
+        cpu_n = min(compare_n, 200)
+        cpu_ext = InceptionExtractor(weights, device="cpu", verify=False, download=False, batch_size=args.batch)
+        cpu_feat = cpu_ext(cmp_img[:cpu_n])["features"]
+        feature_rows += [
+            (f"gankit GPU features vs float32 CPU features ({cpu_n} images)", f"{rel_diff(ours[:cpu_n], cpu_feat):.1e}",
+             "gankit extracts in IEEE float32 (target < 1e-4)"),
+            (f"torch-fidelity GPU features vs float32 CPU features ({cpu_n} images)",
+             f"{rel_diff(theirs[:cpu_n], cpu_feat):.1e}", "PyTorch's default: cuDNN convolutions may use TF32"),
+        ]
+        del cpu_ext
+    del tf_ext
+
+    # ---- what each inference speed-up of the extractor buys (--variants) ---------------------------------------
+    variant_rows = []
+    if args.variants:
+        var_img = gen_img[:extract_n]
+        plain = dict(fold_bn=False, channels_last=False, cudnn_benchmark=False)
+        ours = dict(fold_bn=True, channels_last=not on_gpu, cudnn_benchmark=True)
+        variants = [("torch-fidelity's module as is", plain),
+                    ("+ batch norms folded", {**plain, "fold_bn": True})]
+        variants += ([("+ cuDNN autotuner (gankit's GPU default)", {**plain, "fold_bn": True, "cudnn_benchmark": True}),
+                      ("+ cuDNN autotuner + channels_last", {**ours, "channels_last": True}),
+                      ("gankit's GPU default at twice the batch", {**ours, "batch_size": 2 * args.batch})]
+                     if on_gpu else [("+ channels_last (gankit's CPU default)", ours)])
+        for label, kwargs in variants:
+            kwargs = {"batch_size": args.batch, **kwargs}
+            var = InceptionExtractor(weights, device=device, verify=False, download=False, **kwargs)
+            var(var_img[:kwargs["batch_size"]])
+            var(var_img[:extract_n % kwargs["batch_size"] or 1])   # autotune the last batch's shape too
+            t_var = timed(lambda: var(var_img), device)[1]
+            variant_rows.append((f"extraction variant: {label} ({extract_n} images)",
+                                 f"{extract_n / t_var:.1f} images/s", "IEEE float32"))
+            del var
 
     # ---- torch-fidelity: the same images, weights, batch size ------------------------------------------------
-    import torch_fidelity
 
     def tf_fid():
         return torch_fidelity.calculate_metrics(
@@ -129,8 +199,13 @@ def main() -> None:
             save_cpu_ram=device.type != "cuda")["frechet_inception_distance"]
 
     fid_tf, t_tf = timed(tf_fid, device)
-    fid_g2, t_g2 = timed(gankit_fid, device)
-    t_gankit = min(t_g1, t_g2)
+    t_tf_ieee = None
+    if on_gpu:   # the same arithmetic as gankit: torch-fidelity with TF32 off
+        with exact_float32():
+            t_tf_ieee = timed(tf_fid, device)[1]
+    for _ in range(repeat - 1):
+        t_gankit_runs.append(timed(gankit_fid, device)[1])
+    t_gankit = min(t_gankit_runs)
 
     # ---- the 2048-d trace on the CPU --------------------------------------------------------------------------
     rs = np.random.RandomState(0)
@@ -155,14 +230,21 @@ def main() -> None:
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"CPU ({platform.processor() or platform.machine()}, torch threads: {torch.get_num_threads()})")
     rows = [
-        ("Inception features, gankit (uint8 -> pool3 + logits, streamed float64 statistics)", f"{t_extract:.2f} s",
-         f"{args.n / t_extract:.0f} images/s"),
-        ("FID statistics of N features: gankit streaming float64 mean/cov", f"{t_stats:.3f} s", f"on {device.type}"),
-        ("FID statistics of N features: torch-fidelity np.mean/np.cov", f"{t_tf_stats:.3f} s",
+        (f"Inception features, gankit (uint8 -> pool3 + logits, streamed float64 statistics; {extract_n} images)",
+         f"{t_extract:.2f} s", f"{extract_n / t_extract:.1f} images/s"),
+        (f"FID statistics of {extract_n} features: gankit streaming float64 mean/cov", f"{t_stats:.3f} s",
+         f"on {device.type}"),
+        (f"FID statistics of {extract_n} features: torch-fidelity np.mean/np.cov", f"{t_tf_stats:.3f} s",
          f"max rel. covariance difference {stats_rel:.1e}"),
-        ("FID end to end, gankit `evaluate` (2N images)", f"{t_gankit:.2f} s", f"runs: {t_g1:.2f} s, {t_g2:.2f} s"),
+        *feature_rows,
+        ("FID end to end, gankit `evaluate` (2N images)", f"{t_gankit:.2f} s",
+         "runs: " + ", ".join(f"{t:.2f} s" for t in t_gankit_runs)),
         ("FID end to end, torch-fidelity `calculate_metrics` (2N images)", f"{t_tf:.2f} s", ""),
-        ("speed ratio torch-fidelity / gankit, end to end", f"{t_tf / t_gankit:.2f}x", ""),
+        ("speed ratio torch-fidelity / gankit, end to end", f"{t_tf / t_gankit:.2f}x",
+         "torch-fidelity with PyTorch's default TF32 convolutions" if on_gpu else ""),
+        *([("FID end to end, torch-fidelity with TF32 off (gankit's arithmetic)", f"{t_tf_ieee:.2f} s",
+            f"ratio torch-fidelity / gankit {t_tf_ieee / t_gankit:.2f}x")] if t_tf_ieee is not None else []),
+        *variant_rows,
         ("FID relative difference, gankit vs torch-fidelity", f"{rel:.1e}", f"FID {fid_g1:.6g} vs {fid_tf:.6g}"),
         ("2048-d trace sqrt, symmetric (Cholesky + eigvalsh), CPU", f"{t_sym:.2f} s", "target < 2 s"),
     ]
@@ -176,6 +258,10 @@ def main() -> None:
              f"torch {torch.__version__}, torch-fidelity {torch_fidelity.__version__}. Command: "
              f"`python benchmarks/metrics_speed.py --n {args.n} --device {args.device} --batch {args.batch}"
              f"{f' --threads {args.threads}' if args.threads else ''}"
+             f"{f' --repeat {args.repeat}' if args.repeat else ''}"
+             f"{f' --extract-n {args.extract_n}' if args.extract_n else ''}"
+             f"{f' --compare-n {args.compare_n}' if args.compare_n != 1000 else ''}"
+             f"{' --variants' if args.variants else ''}"
              f"{' --eigvals' if args.eigvals else ''}`. CPU cores: {os.cpu_count()}, load average during the "
              f"run {load_before:.1f} -> {os.getloadavg()[0]:.1f} (other processes inflate CPU timings).\n\n"
              f"{regime}\n\n"

@@ -129,8 +129,11 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(f"train_speed:{device.type}{':amp' if args.amp else ''}",
-                      f"Training speed ({device.type}{', AMP' if args.amp else ''})",
+        shape = ("" if (args.resolution, args.channels, args.batch) == (32, 1, 64)
+                 else f", {args.channels}x{args.resolution}px batch {args.batch}")
+        write_section(f"train_speed:{device.type}{':amp' if args.amp else ''}"
+                      f"{f':{args.channels}x{args.resolution}:{args.batch}' if shape else ''}",
+                      f"Training speed ({device.type}{', AMP' if args.amp else ''}{shape})",
                       text + f"\n\nCommand: `python benchmarks/train_speed.py {' '.join(sys.argv[1:])}`. "
                              "gankit draws fresh latents for the G phase (one extra no-grad G forward) and skips "
                              "D's weight gradients there; the plain loop reuses the D phase's fakes.")
