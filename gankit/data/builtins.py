@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from ..errors import DataError
 from .base import DataInfo
@@ -41,6 +40,7 @@ def digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def digits_uint8(images: np.ndarray, resolution: int) -> torch.Tensor:
     """Digits 0..16 -> uint8 [n, 1, R, R]: 0 -> 0 and 16 -> 255, resized in float and rounded once."""
+    import torchvision.transforms.v2.functional as TF   # here, not at the top: torchvision adds ~1 s to `import gankit`
     x = torch.from_numpy(images).float()[:, None] * (255.0 / 16.0)           # [n, 1, 8, 8] in [0, 255]
     if resolution != 8:
         x = TF.resize(x, [resolution], antialias=True)                        # bilinear; convex weights

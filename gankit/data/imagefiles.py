@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 from ..errors import DataError
@@ -75,6 +74,7 @@ def probe(path: Path | str) -> Header | None:
 
 def fit_pil(img: Image.Image, resolution: int) -> Image.Image:
     """Shorter side -> ``resolution`` (antialiased), then the centre square."""
+    import torchvision.transforms.v2.functional as TF   # here, not at the top: torchvision adds ~1 s to `import gankit`
     if img.size != (resolution, resolution):
         if min(img.size) != resolution:
             img = TF.resize(img, [resolution], antialias=True)
@@ -135,6 +135,7 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 def fit_tensor(images: torch.Tensor, resolution: int, channels: int = 0, chunk: int = 4096) -> torch.Tensor:
     """uint8 [N, C, H, W] -> uint8 [N, C', R, R]: channels converted, shorter side resized, centre cropped."""
+    import torchvision.transforms.v2.functional as TF   # here, not at the top: torchvision adds ~1 s to `import gankit`
     images = to_channels(images, channels)
     if images.shape[-2:] == (resolution, resolution):
         return images

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from ..errors import DataError
 from .base import DataInfo
@@ -93,6 +92,7 @@ def crop_boxes(split: str, count: int, sizes: dict[str, tuple[int, int]], seed: 
 
 def photo_crops(split: str, resolution: int, count: int, seed: int = 0) -> torch.Tensor:
     """The crops of ``crop_boxes`` resized (antialiased) to ``resolution``: uint8 [count, 3, R, R]."""
+    import torchvision.transforms.v2.functional as TF   # here, not at the top: torchvision adds ~1 s to `import gankit`
     photos = sample_photographs()
     crops = []
     for name, x0, y0, side in crop_boxes(split, count, {k: v.shape[:2] for k, v in photos.items()}, seed):
