@@ -74,7 +74,8 @@ class TickStats:
 
     def clear(self) -> None:
         self._rows: dict[tuple[str, ...], tuple[list[int], list[torch.Tensor]]] = {}
-        # keys -> (sums [K], number of rows, first bad step as a device scalar or None, steps of the folded rows)
+        # keys -> [sums [K] on the device, number of rows, [(index of the first non-finite loss in a block as a
+        #          device scalar, equal to the block's length when there is none), the block's steps)]]
         self._folded: dict[tuple[str, ...], list] = {}
 
     def add(self, phase: str, step: int, out: dict[str, torch.Tensor]) -> None:
