@@ -117,7 +117,9 @@ def test_fid_identical_statistics_is_zero_and_mismatch_raises():
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
 
 
-def test_streaming_statistics_match_numpy_for_any_chunking():
+@pytest.mark.parametrize("merge_rows", [1, 60, 1024])   # merged per batch, in blocks, or all at once
+def test_streaming_statistics_match_numpy_for_any_chunking(monkeypatch, merge_rows):
+    monkeypatch.setattr(FeatureStats, "MERGE_ROWS", merge_rows)
     rs = np.random.RandomState(1)
     x = rs.randn(301, 9) * 3 + 1e4   # large offset: naive E[xx] - mu mu would lose digits
     st = FeatureStats(keep_features=True)

@@ -99,9 +99,9 @@ def make_extractor(spec: str, **options: Any) -> Extractor:
 class FeatureStats:
     """Mean and (N-1) covariance in float64, merged batch by batch; optionally keeps the raw features.
 
-    Batches are merged with the pairwise update of Chan, Golub & LeVeque (1979): with batch mean m_b and
-    centred scatter M2_b, ``M2 = M2_a + M2_b + d d^T n_a n_b / n`` where ``d = m_b - m_a``. Centring each batch
-    avoids the catastrophic cancellation of ``E[xx^T] - mu mu^T`` in one pass (TTUR issue #29 is about float32
+    Batches are gathered into blocks of at least ``MERGE_ROWS`` rows and merged with the pairwise update of
+    Chan, Golub & LeVeque (1979): with block mean m_b and centred scatter M2_b,
+    ``M2 = M2_a + M2_b + d d^T n_a n_b / n`` where ``d = m_b - m_a``. Centring each block avoids the catastrophic cancellation of ``E[xx^T] - mu mu^T`` in one pass (TTUR issue #29 is about float32
     statistics going wrong; we accumulate in float64 on the features' device).
 
     While N <= D the features are kept anyway (at most D x D numbers, the size of the covariance): the
@@ -109,12 +109,17 @@ class FeatureStats:
     of a D x D eigen-decomposition.
     """
 
+    MERGE_ROWS = 4096
+
     def __init__(self, keep_features: bool = False, with_moments: bool = True):
         self.keep_features = keep_features
         self.with_moments = with_moments
         self.n = 0
         self._mean: torch.Tensor | None = None   # [D] float64
         self._m2: torch.Tensor | None = None     # [D, D] float64, sum of centred outer products
+        self._merged_n = 0                        # rows in _mean / _m2
+        self._pending: list[torch.Tensor] = []   # batches not merged yet (float32, on their device)
+        self._pending_n = 0
         self._chunks: list[torch.Tensor] = []    # float32 [B, D] on the CPU
         self._small: list[torch.Tensor] | None = []  # float64 [B, D] on the CPU while N <= D
         self._fixed: dict[str, Any] = {}         # set by from_arrays (statistics read from a file)
@@ -132,19 +137,39 @@ class FeatureStats:
         elif self._small is not None:
             self._small = self._small + [x.detach().double().cpu()] if self.n + x.shape[0] <= x.shape[1] else None
         if self.with_moments:
-            xb = x.detach().double()
-            nb = xb.shape[0]
-            mean_b = xb.mean(0)
-            centred = xb - mean_b
-            m2_b = centred.T @ centred                                   # [D, D]
-            if self.n == 0:
-                self._mean, self._m2 = mean_b, m2_b
-            else:
-                n_a, n = self.n, self.n + nb
-                delta = mean_b - self._mean
-                self._mean = self._mean + delta * (nb / n)
-                self._m2 = self._m2 + m2_b + torch.outer(delta, delta) * (n_a * nb / n)
+            # Batches are merged in blocks of >= MERGE_ROWS rows: one [D, B] x [B, D] product of a large block
+            # runs several times faster than many thin ones, and each merge costs a few D x D passes.
+            self._pending.append(x.detach())
+            self._pending_n += x.shape[0]
+            if self._pending_n >= self.MERGE_ROWS:
+                self._merge_pending()
         self.n += x.shape[0]
+
+    def _merge_pending(self) -> None:
+        """Chan et al.'s pairwise update with the pending rows as one batch."""
+        if not self._pending:
+            return
+        xb = torch.cat(self._pending).double()                           # [B, D]
+        self._pending, self._pending_n = [], 0
+        nb = xb.shape[0]
+        mean_b = xb.mean(0)
+        centred = xb - mean_b
+        if centred.device.type == "cpu":
+            # numpy sends c^T c to BLAS syrk, which computes one triangle: half the work of torch's gemm.
+            c = centred.numpy()
+            m2_b = torch.from_numpy(c.T @ c)                             # [D, D]
+        else:
+            m2_b = centred.T @ centred                                   # [D, D]
+        if self._mean is None:
+            self._mean, self._m2, self._merged_n = mean_b, m2_b, nb
+        else:
+            n_a = self._merged_n
+            n = n_a + nb
+            delta = mean_b - self._mean
+            self._mean = self._mean + delta * (nb / n)
+            self._m2 += m2_b                                             # in place: D x D float64 passes
+            self._m2.addr_(delta, delta, alpha=n_a * nb / n)             # are the cost of a merge
+            self._merged_n = n
 
     @classmethod
     def from_arrays(cls, mu: np.ndarray, sigma: np.ndarray, n: int, features: np.ndarray | None = None
@@ -166,6 +191,7 @@ class FeatureStats:
         if self._fixed:
             return self._fixed["mu"]
         self._check()
+        self._merge_pending()
         return self._mean.cpu().numpy()
 
     def cov(self) -> np.ndarray:
@@ -175,6 +201,7 @@ class FeatureStats:
         self._check()
         if self.n < 2:
             raise ConfigError(f"A covariance needs at least 2 samples, got {self.n}.")
+        self._merge_pending()
         return (self._m2 / (self.n - 1)).cpu().numpy()
 
     def factor(self) -> torch.Tensor | None:
@@ -203,7 +230,7 @@ class FeatureStats:
         return self.keep_features and bool(self._chunks)
 
     def _check(self) -> None:
-        if self.n == 0 or self._mean is None:
+        if self.n == 0 or (self._mean is None and not self._pending):
             raise ConfigError("No samples were given: statistics of an empty set are undefined.")
 
 
