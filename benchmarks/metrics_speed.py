@@ -292,8 +292,10 @@ def merge_blocks(block: str, name: str) -> str:
     m = re.search(rf"<!-- {KEY} -->\n## [^\n]*\n\n_[^\n]*_\n\n(.*?)<!-- /{KEY} -->", text, re.S)
     blocks = re.split(r"(?m)^(?=### )", m.group(1)) if m else []
     kept = [b.strip() for b in blocks if b.strip().startswith("### ") and not b.startswith(f"### {name}\n")]
-    intro = ("gankit's `evaluate` and torch-fidelity's `calculate_metrics` run the same Inception module on the "
-             "same images; gankit adds float64 streaming statistics and its trace route.")
+    intro = ("gankit's `evaluate` and torch-fidelity's `calculate_metrics` run torch-fidelity's Inception module "
+             "with the same weights on the same images. gankit folds its batch norms, uses NHWC on the CPU and "
+             "keeps IEEE float32 on the GPU (torch-fidelity leaves PyTorch's TF32 convolutions on), and adds "
+             "float64 streaming statistics and its trace route.")
     return "\n\n".join([intro, *kept, block.strip()]) + "\n"
 
 
