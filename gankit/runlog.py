@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -58,6 +59,15 @@ class RunLog:
             self.writer.close()
 
 
+@dataclass
+class _FoldedRows:
+    """The reduced rows of one key tuple: per-key sums on the device, how many rows, and per block the index
+    of its first non-finite loss (a device scalar, equal to the block's length when there is none) and its steps."""
+    sums: torch.Tensor                                    # [K]
+    rows: int = 0
+    blocks: list = field(default_factory=list)          # [(first_bad: Tensor[], steps: list[int])]
+
+
 class TickStats:
     """The recipes' logged values of one tick, kept on the device until the tick ends: one sync per tick.
 
@@ -73,10 +83,8 @@ class TickStats:
         self.clear()
 
     def clear(self) -> None:
-        self._rows: dict[tuple[str, ...], tuple[list[int], list[torch.Tensor]]] = {}
-        # keys -> [sums [K] on the device, number of rows, [(index of the first non-finite loss in a block as a
-        #          device scalar, equal to the block's length when there is none), the block's steps)]]
-        self._folded: dict[tuple[str, ...], list] = {}
+        self._rows: dict[tuple[str, ...], tuple[list[int], list[torch.Tensor]]] = {}   # keys -> (steps, rows)
+        self._folded: dict[tuple[str, ...], _FoldedRows] = {}
 
     def add(self, phase: str, step: int, out: dict[str, torch.Tensor]) -> None:
         """Record a phase's outputs ({"loss": ..., "D/real": ...}, scalars) at ``step``; no sync."""
@@ -94,10 +102,10 @@ class TickStats:
         loss = block[:, next(i for i, k in enumerate(keys) if k.endswith("/loss"))]
         index = torch.arange(len(rows), device=block.device)
         first_bad = torch.where(torch.isfinite(loss), len(rows), index).min()         # n = none
-        entry = self._folded.setdefault(keys, [torch.zeros(len(keys), device=block.device), 0, []])
-        entry[0] = entry[0] + block.sum(0)
-        entry[1] += len(rows)
-        entry[2].append((first_bad, steps))
+        folded = self._folded.setdefault(keys, _FoldedRows(torch.zeros(len(keys), device=block.device)))
+        folded.sums = folded.sums + block.sum(0)
+        folded.rows += len(rows)
+        folded.blocks.append((first_bad, steps))
 
     def _fold_all(self) -> None:
         for keys in list(self._rows):
@@ -106,9 +114,9 @@ class TickStats:
     def first_nonfinite_step(self) -> int | None:
         self._fold_all()
         bad_steps = []
-        for _, _, chunks in self._folded.values():
-            firsts = torch.stack([first for first, _ in chunks]).tolist()             # one sync
-            bad_steps += [steps[i] for i, (_, steps) in zip(firsts, chunks) if i < len(steps)]
+        for folded in self._folded.values():
+            firsts = torch.stack([first for first, _ in folded.blocks]).tolist()      # one sync
+            bad_steps += [steps[i] for i, (_, steps) in zip(firsts, folded.blocks) if i < len(steps)]
         return min(bad_steps) if bad_steps else None
 
     def take(self) -> dict[str, float]:
@@ -116,9 +124,9 @@ class TickStats:
         self._fold_all()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        for keys, (total, n, _) in self._folded.items():
-            for key, value in zip(keys, total.tolist()):
+        for keys, folded in self._folded.items():
+            for key, value in zip(keys, folded.sums.tolist()):
                 sums[key] = sums.get(key, 0.0) + value
-                counts[key] = counts.get(key, 0) + n
+                counts[key] = counts.get(key, 0) + folded.rows
         self.clear()
         return {k: sums[k] / counts[k] for k in sums}

@@ -118,9 +118,8 @@ class FeatureStats:
         self.n = 0
         self._mean: torch.Tensor | None = None   # [D] float64
         self._m2: torch.Tensor | None = None     # [D, D] float64, sum of centred outer products
-        self._merged_n = 0                        # rows in _mean / _m2
         self._pending: list[torch.Tensor] = []   # [B, D] batches not merged yet, as given (dtype, device)
-        self._pending_n = 0
+        self._pending_n = 0                       # rows in _pending; _mean / _m2 hold the other n - _pending_n
         self._chunks: list[torch.Tensor] = []    # float32 [B, D] on the CPU
         self._small: list[torch.Tensor] | None = []  # float64 [B, D] on the CPU while N <= D
         self._fixed: dict[str, Any] = {}         # set by from_arrays (statistics read from a file)
@@ -142,17 +141,17 @@ class FeatureStats:
             # runs several times faster than many thin ones, and each merge costs a few D x D passes.
             self._pending.append(x.detach())
             self._pending_n += x.shape[0]
-            if self._pending_n >= self.MERGE_ROWS:
-                self._merge_pending()
         self.n += x.shape[0]
+        if self._pending_n >= self.MERGE_ROWS:
+            self._merge_pending()
 
     def _merge_pending(self) -> None:
         """Chan et al.'s pairwise update with the pending rows as one batch."""
         if not self._pending:
             return
         xb = torch.cat(self._pending).double()                           # [B, D]
+        nb, n_a = xb.shape[0], self.n - self._pending_n                  # n_a: rows already in _mean / _m2
         self._pending, self._pending_n = [], 0
-        nb = xb.shape[0]
         mean_b = xb.mean(0)
         centred = xb - mean_b
         if centred.device.type == "cpu":
@@ -162,15 +161,13 @@ class FeatureStats:
         else:
             m2_b = centred.T @ centred                                   # [D, D]
         if self._mean is None:
-            self._mean, self._m2, self._merged_n = mean_b, m2_b, nb
+            self._mean, self._m2 = mean_b, m2_b
         else:
-            n_a = self._merged_n
             n = n_a + nb
             delta = mean_b - self._mean
             self._mean = self._mean + delta * (nb / n)
             self._m2 += m2_b                                             # in place: D x D float64 passes
             self._m2.addr_(delta, delta, alpha=n_a * nb / n)             # are the cost of a merge
-            self._merged_n = n
 
     @classmethod
     def from_arrays(cls, mu: np.ndarray, sigma: np.ndarray, n: int, features: np.ndarray | None = None
