@@ -41,7 +41,7 @@ from gankit.checkpoint import load_recipe  # noqa: E402
 from gankit.config import DataConfig, parse_value, resolve  # noqa: E402
 from gankit.data import load_dataset, true_translation  # noqa: E402
 from gankit.metrics.paired import paired_metrics  # noqa: E402
-from gankit.train import build, train  # noqa: E402
+from gankit.engine import build, train  # noqa: E402
 
 TASKS = {"pix2pix": "edges2digits", "cyclegan": "digits2inverted"}
 # (preset, label, option overrides, counts towards pass/fail). The identity term (Zhu et al. 2017, sec. 5.2) asks

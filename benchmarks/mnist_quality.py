@@ -51,7 +51,7 @@ from gankit.metrics import evaluate  # noqa: E402
 from gankit.metrics.base import sha256_file  # noqa: E402
 from gankit.metrics.classifier import accuracy, load_classifier, save_classifier, train_classifier  # noqa: E402
 from gankit.sample import load_sampler, save_grid  # noqa: E402
-from gankit.train import build, train  # noqa: E402
+from gankit.engine import build, train  # noqa: E402
 
 PRESETS = ("dcgan", "wgan-gp")
 RESOLUTION = 28                     # MNIST's own size: no resampling of the real images, the classifier's size

@@ -38,7 +38,7 @@ def run_one(preset: str, data: str, seed: int, n: int, out: str, kimg: float = 0
     import torch
     torch.set_num_threads(1)
     import gankit
-    from gankit.checkpoint import load_recipe
+    from gankit.loading import load_recipe
     from gankit.metrics.toy import toy_metrics
 
     overrides = {"data.spec": data, "seed": seed, **({"kimg": kimg} if kimg > 0 else {})}
@@ -64,10 +64,10 @@ def describe(cfg) -> str:
     o = cfg.opts
     extra = ", ".join(f"{k} {o[k]}" for k in ("gp_weight", "r1_gamma", "clip") if o.get(k))
     g_norm = cfg.G.vector_kwargs.get("norm", "batch")
-    betas = f", betas {tuple(cfg.g_opt.betas)}" if cfg.g_opt.name == "adam" else ""
+    betas = f", betas {tuple(cfg.opt["G"].betas)}" if cfg.opt["G"].name == "adam" else ""
     return (f"loss {o.get('loss')}, z_dim {o.get('z_dim')}{', ' + extra if extra else ''}; batch {cfg.batch_size}, "
-            f"{cfg.d_steps} D step(s) per G step, kimg {cfg.kimg:g}; {cfg.g_opt.name} lr G {cfg.g_opt.lr:g} / "
-            f"D {cfg.d_opt.lr:g}{betas}; G MLP norm {g_norm}, init {cfg.G.init}; EMA half-life {cfg.ema_kimg:g} kimg")
+            f"{cfg.d_steps} D step(s) per G step, kimg {cfg.kimg:g}; {cfg.opt["G"].name} lr G {cfg.opt["G"].lr:g} / "
+            f"D {cfg.opt["D"].lr:g}{betas}; G MLP norm {g_norm}, init {cfg.G.init}; EMA half-life {cfg.ema_kimg:g} kimg")
 
 
 def verdict(rows: list[dict], threshold: float = 0.9) -> str:

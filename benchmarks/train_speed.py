@@ -26,7 +26,7 @@ from _report import write_section  # noqa: E402
 
 from gankit.config import resolve  # noqa: E402
 from gankit.data.base import BatchStream, DataInfo, MemoryDataset  # noqa: E402
-from gankit.train import build  # noqa: E402
+from gankit.engine import build  # noqa: E402
 
 
 def make_data(n: int, res: int, channels: int) -> MemoryDataset:
@@ -38,7 +38,7 @@ def make_data(n: int, res: int, channels: int) -> MemoryDataset:
 
 def gankit_trainer(args, device):
     cfg = resolve("dcgan", overrides={"batch_size": args.batch, "data.resolution": args.resolution,
-                                      "device": str(device), "amp": args.amp})
+                                      "device": str(device), "amp": "bf16" if args.amp else "off"})
     trainer, _ = build(cfg, device, dataset=make_data(4096, args.resolution, args.channels))
     return trainer
 

@@ -8,11 +8,10 @@ Python API::
     G = gankit.load_generator(run_dir / "latest.pt")
     images = gankit.sample(G, 16, seed=0)      # [16, C, H, W] in [-1, 1]
 """
-__version__ = "0.1.0"
+from .version import __version__
+from .config import TrainConfig
+from .engine import resolve, train
+from .loading import load_generator, load_sampler
+from .sample import sample
 
-from .checkpoint import load_generator  # noqa: E402
-from .config import TrainConfig, resolve  # noqa: E402
-from .sample import sample  # noqa: E402
-from .train import train  # noqa: E402
-
-__all__ = ["TrainConfig", "resolve", "train", "load_generator", "sample", "__version__"]
+__all__ = ["TrainConfig", "resolve", "train", "load_generator", "load_sampler", "sample", "__version__"]

@@ -1,62 +1,53 @@
-"""Data-only checkpoints: atomic save, safe load, and rebuilding a recipe from a checkpoint.
+"""Data-only checkpoints: atomic save, safe load, and the migration of older checkpoint versions.
 
 A checkpoint is a dict of tensors and plain values (DESIGN.md principle 5), readable with
 ``torch.load(path, weights_only=True)``; it never pickles modules or code:
 
-    {'format': 'gankit', 'version': 1, 'gankit_version': str,
+    {'format': 'gankit', 'version': 2, 'gankit_version': str,
      'config': TrainConfig as a dict, 'data_info': DataInfo as a dict,
-     'nimg': int, 'step': int, 'nets': recipe.state_dict(), 'ema': {name: state_dict} | None,
-     'opt': {'G': ..., 'D': ...}, 'rng': {'torch': ByteTensor, 'cuda': [ByteTensor, ...]},
-     'stream': BatchStream.state_dict(), 'lr_scale': float, 'best': {...} | None}
+     'nimg': int, 'step': int, 'structure': recipe.structure_state() (shapes of networks that grow),
+     'nets': recipe.state_dict(), 'opt': {optimiser name: state_dict}, 'rng': {'torch': ByteTensor, 'cuda': [...]},
+     'stream': BatchStream.state_dict(), 'lr_scale': float, 'best': {...} | None,
+     <strategy name>: that strategy's state ('ema': {name: state_dict}, 'amp': {...}, ...)}
+
+Version 1 (gankit 0.1 before the engine's second contract) named the optimiser sections ``g_opt`` / ``d_opt``
+and AMP a boolean; ``load_checkpoint`` upgrades such files in memory (``migrate``), so old runs stay usable.
+Rebuilding networks from a checkpoint is ``gankit.loading``'s job, not this module's.
 """
 from __future__ import annotations
 
-import copy
-import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from .errors import CheckpointError
+from .io import atomic_write
+from .version import __version__
 
 FORMAT = "gankit"
-VERSION = 1
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A crash at any moment leaves either the old file or the new one, never a truncated mix.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+VERSION = 2
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
-    from . import __version__
     state = {"format": FORMAT, "version": VERSION, "gankit_version": __version__, **state}
     atomic_write(Path(path), lambda f: torch.save(state, f))
+
+
+def migrate(ckpt: dict) -> dict:
+    """Upgrade an older checkpoint's layout to this version's (in memory; the file is left as it is)."""
+    if ckpt.get("version", 1) < 2 and isinstance(ckpt.get("config"), dict):
+        cfg = dict(ckpt["config"])
+        opt = {}
+        for old, new in (("g_opt", "G"), ("d_opt", "D")):
+            if old in cfg:
+                opt[new] = cfg.pop(old)
+        if opt:
+            cfg["opt"] = opt
+        if isinstance(cfg.get("amp"), bool):
+            cfg["amp"] = "bf16" if cfg["amp"] else "off"
+        ckpt = {**ckpt, "config": cfg, "version": 2}
+    return ckpt
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -84,40 +75,4 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if ckpt.get("version", 0) > VERSION:
         raise CheckpointError(f"{str(path)!r} was written by a newer gankit (checkpoint version {ckpt['version']}, "
                               f"this gankit reads up to {VERSION}); upgrade gankit.")
-    return ckpt
-
-
-def load_recipe(path: str | Path, device: str | torch.device = "cpu", ema: bool = True):
-    """Rebuild the recipe of a checkpoint. Returns ``(recipe, cfg, info, nets)``.
-
-    ``nets`` is the ``ModuleDict`` to sample with: the EMA copies of the generators where the run kept them
-    (and ``ema`` is true), merged over the trained networks. Everything is in eval mode without gradients.
-    """
-    from torch import nn
-
-    from .config import from_dict
-    from .data.base import DataInfo
-    from .recipes import recipes
-    ckpt = load_checkpoint(path)
-    cfg = from_dict(ckpt["config"])
-    info = DataInfo(**ckpt["data_info"])
-    recipe = recipes.get(cfg.recipe).from_config(cfg, info)
-    recipe.load_state_dict(ckpt["nets"])
-    recipe.to(device).eval().requires_grad_(False)
-    nets = nn.ModuleDict(dict(recipe.nets.items()))
-    if ema and ckpt.get("ema"):
-        for name, state in ckpt["ema"].items():
-            net = copy.deepcopy(recipe.nets[name])
-            net.load_state_dict(state)
-            nets[name] = net.to(device).eval().requires_grad_(False)
-    return recipe, cfg, info, nets
-
-
-def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bool = True,
-                   name: str | None = None) -> torch.nn.Module:
-    """The (EMA) generator of a checkpoint as a plain ``nn.Module`` in eval mode."""
-    recipe, _, _, nets = load_recipe(path, device, ema)
-    name = name or recipe.generator_names[0]
-    if name not in nets:
-        raise CheckpointError(f"No network {name!r} in this checkpoint; it has {', '.join(nets.keys())}.")
-    return nets[name]
+    return migrate(ckpt)

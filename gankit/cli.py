@@ -38,25 +38,41 @@ def cli() -> None:
 @click.option("--seed", type=int, default=None, help="Random seed.")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", default="runs", show_default=True, help="Folder that holds the numbered run directories.")
-@click.option("--resume", default=None, help="Run directory or checkpoint to continue.")
+@click.option("--resume", default=None, help="Run directory or checkpoint to continue (the same run).")
+@click.option("--init-from", default=None, help="Start a NEW run from another run's weights (networks whose names "
+                                                "and shapes match), e.g. SRResNet -> SRGAN or fine-tuning.")
+@click.option("--gpus", type=int, default=None, help="Train on N GPUs of this machine with DDP (launches torchrun).")
 @click.option("--tensorboard", is_flag=True, default=None, help="Also log losses and sample grids for TensorBoard.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(preset, data, data_b, data_root, download, resolution, direction, config_file, overrides, kimg, batch,
-          seed, device, out, resume, tensorboard, dry_run, quiet):
-    """Train a GAN; writes runs/NNNNN-<preset>-<data>/ with samples, checkpoints and logs."""
-    from .config import resolve, to_dict
-    from .train import train as run_training
+          seed, device, out, resume, init_from, gpus, tensorboard, dry_run, quiet):
+    """Train a GAN; writes runs/NNNNN-<preset>-<data>/ with samples, checkpoints and logs.
+
+    Under torchrun (``torchrun --nproc_per_node=N -m gankit train ...``, or ``--gpus N``) every process trains
+    its slice of each batch with DDP and rank 0 writes the run."""
+    from .config import to_dict
+    from .engine import resolve, train as run_training
+    if gpus is not None:
+        from .engine.distributed import launch_torchrun
+        if gpus < 1:
+            raise ConfigError(f"--gpus must be at least 1, got {gpus}.")
+        sys.exit(launch_torchrun(gpus, _argv_without_gpus(sys.argv[1:])))
+    if resume is not None and init_from is not None:
+        raise ConfigError("--resume continues a run; --init-from starts a new run from another run's weights. "
+                          "Give one of them.")
     flag_overrides = {"data.spec": data, "data.spec_b": data_b, "data.root": data_root, "data.download": download,
                       "data.resolution": resolution, "data.direction": direction, "kimg": kimg,
-                      "batch_size": batch, "seed": seed, "device": device, "tensorboard": tensorboard}
+                      "batch_size": batch, "seed": seed, "device": device, "tensorboard": tensorboard,
+                      "init_from": init_from}
     flag_overrides = {k: v for k, v in flag_overrides.items() if v is not None}
     from .config import split_override
     set_pairs = [split_override(o) for o in overrides]
     all_overrides = {**flag_overrides, **dict(set_pairs)}
     if resume is not None:
         from .checkpoint import load_checkpoint
-        from .config import apply_override, from_dict
+        from .config import from_dict
+        from .engine.configure import apply_override
         saved = load_checkpoint(resume)
         cfg_dict = saved["config"]
         for k, v in all_overrides.items():
@@ -98,86 +114,93 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _generator_for_sampling(ckpt: str, device: str, ema: bool = True):
-    from .checkpoint import load_recipe
-    from .train import resolve_device
-    recipe, cfg, info, nets = load_recipe(ckpt, resolve_device(device), ema=ema)
-    G = nets[recipe.generator_names[0]]
-    if not hasattr(G, "z_dim"):
-        raise ConfigError(f"This checkpoint is a {cfg.recipe} model, which translates images rather than sampling "
-                          "from noise: use `gankit translate --ckpt ... --input ...`.")
-    return G, info
+def _sampler(ckpt: str, device: str, command: str, ema: bool = True):
+    from .engine import resolve_device
+    from .loading import load_sampler
+    sampler = load_sampler(ckpt, resolve_device(device), ema=ema)
+    sampler.require(command)
+    return sampler
 
 
-@cli.command()
-@click.option("--ckpt", required=True, help="Checkpoint file or run directory.")
-@click.option("--n", type=int, default=None, help="Number of samples (seeded by --seed).")
-@click.option("--seeds", default=None, help="One sample per seed: 0-63 or 1,5,9.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--label", type=int, default=None, help="Class for conditional models (default: cycle classes).")
-@click.option("--out", default="samples.png", show_default=True, help="FILE.png (grid), DIR (one PNG each) or FILE.npy.")
-@click.option("--nrow", type=int, default=None, help="Images per grid row.")
-@click.option("--no-ema", is_flag=True, help="Use the trained generator instead of its EMA copy.")
-@click.option("--device", default="auto", show_default=True)
-def sample(ckpt, n, seeds, seed, label, out, nrow, no_ema, device):
-    """Draw samples from a checkpoint."""
-    import numpy as np
+def _sample_options(f):
+    """The flags every registered sampler kind may take (``--label``, families' ``--truncation``...)."""
+    from .samplers import sample_options
+    for name, opt in reversed(sample_options.items()):
+        f = click.option("--" + name.replace("_", "-"), name, type=opt.type, default=None, help=opt.help)(f)
+    return f
 
-    from .checkpoint import atomic_write_bytes
-    from .sample import sample as draw, save_grid, save_images, scatter_png
-    if (n is None) == (seeds is None):
-        raise ConfigError("Give exactly one of --n N or --seeds 0-63.")
-    seed_list = parse_seeds(seeds) if seeds is not None else None
-    G, info = _generator_for_sampling(ckpt, device, ema=not no_ema)
-    out_path = Path(out)
-    if out_path.exists() and out_path.is_file():
-        raise ConfigError(f"{out} already exists; gankit never overwrites results. Choose another --out.")
-    samples = draw(G, n=n, seed=seed, seeds=seed_list, label=label)
-    if out_path.suffix == ".npy":
-        import io
-        buf = io.BytesIO()
-        np.save(buf, samples.numpy())
-        atomic_write_bytes(out_path, buf.getvalue())
-    elif out_path.suffix == ".png":
-        if info.kind == "vector":
-            scatter_png(samples, out_path, centers=info.extras.get("centers"), title=f"{len(samples)} samples")
-        else:
-            save_grid(samples, out_path, nrow=nrow)
-    elif out_path.suffix == "":
-        if info.kind == "vector":
-            raise ConfigError("Vector samples cannot be written as a folder of PNGs; use --out FILE.npy or FILE.png.")
+
+def _sampling_commands() -> list[click.Command]:
+    """`sample` and `interpolate`, made after the families registered their sampling options."""
+    @click.command()
+    @click.option("--ckpt", required=True, help="Checkpoint file or run directory.")
+    @click.option("--n", type=int, default=None, help="Number of samples (seeded by --seed).")
+    @click.option("--seeds", default=None, help="One sample per seed: 0-63 or 1,5,9.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--out", default="samples.png", show_default=True,
+                  help="FILE.png (grid or scatter), DIR (one PNG each) or FILE.npy; families add their formats.")
+    @click.option("--nrow", type=int, default=None, help="Images per grid row.")
+    @click.option("--no-ema", is_flag=True, help="Use the trained generator instead of its EMA copy.")
+    @click.option("--device", default="auto", show_default=True)
+    @_sample_options
+    def sample(ckpt, n, seeds, seed, out, nrow, no_ema, device, **options):
+        """Draw samples from a checkpoint."""
+        from .samplers import write_samples
+        if (n is None) == (seeds is None):
+            raise ConfigError("Give exactly one of --n N or --seeds 0-63.")
+        seed_list = parse_seeds(seeds) if seeds is not None else None
+        sampler = _sampler(ckpt, device, "sample", ema=not no_ema)
+        options = sampler.check_options(options)
+        out_path = Path(out)
+        if out_path.exists() and out_path.is_file():
+            raise ConfigError(f"{out} already exists; gankit never overwrites results. Choose another --out.")
+        samples = sampler.draw(n=n, seed=seed, seeds=seed_list, **options)
         names = [f"seed{s:05d}.png" for s in seed_list] if seed_list else [f"{i:06d}.png" for i in range(len(samples))]
-        save_images(samples, out_path, names)
-    else:
-        raise ConfigError(f"--out must end in .png (grid), .npy (array) or name a folder; got {out!r}.")
-    click.echo(f"Wrote {len(samples)} samples to {out_path}")
+        write_samples(sampler, samples, out_path, names, nrow)
+        click.echo(f"Wrote {len(samples)} samples to {out_path}")
 
 
-@cli.command()
-@click.option("--ckpt", required=True, help="Checkpoint file or run directory.")
-@click.option("--seeds", required=True, help="Two seeds: A,B")
-@click.option("--steps", type=int, default=8, show_default=True)
-@click.option("--mode", type=click.Choice(["slerp", "linear"]), default="slerp", show_default=True)
-@click.option("--label", type=int, default=None)
-@click.option("--out", required=True, help="FILE.png (one row) or FILE.gif (animation).")
-@click.option("--device", default="auto", show_default=True)
-def interpolate(ckpt, seeds, steps, mode, label, out, device):
-    """Walk the latent space between two seeds."""
-    from .sample import interpolate as walk, save_gif, save_grid
-    pair = parse_seeds(seeds)
-    if len(pair) != 2:
-        raise ConfigError(f"--seeds needs exactly two seeds, like 3,7; got {seeds!r}.")
-    out_path = Path(out)
-    if out_path.suffix not in (".png", ".gif"):
-        raise ConfigError(f"--out must end in .png or .gif, got {out!r}.")
-    if out_path.exists():
-        raise ConfigError(f"{out} already exists; gankit never overwrites results. Choose another --out.")
-    G, info = _generator_for_sampling(ckpt, device)
-    if info.kind == "vector":
-        raise ConfigError("Interpolation pictures are for image models; sample vectors with `gankit sample --out x.npy`.")
-    frames = walk(G, pair[0], pair[1], steps=steps, mode=mode, label=label)
-    (save_gif(frames, out_path) if out_path.suffix == ".gif" else save_grid(frames, out_path, nrow=steps))
-    click.echo(f"Wrote {steps} interpolation steps to {out_path}")
+    @click.command()
+    @click.option("--ckpt", required=True, help="Checkpoint file or run directory.")
+    @click.option("--seeds", required=True, help="Two seeds: A,B")
+    @click.option("--steps", type=int, default=8, show_default=True)
+    @click.option("--mode", type=click.Choice(["slerp", "linear"]), default="slerp", show_default=True)
+    @click.option("--out", required=True, help="FILE.png (one row) or FILE.gif (animation).")
+    @click.option("--device", default="auto", show_default=True)
+    @_sample_options
+    def interpolate(ckpt, seeds, steps, mode, out, device, **options):
+        """Walk the latent space between two seeds."""
+        from .sample import save_gif, save_grid
+        pair = parse_seeds(seeds)
+        if len(pair) != 2:
+            raise ConfigError(f"--seeds needs exactly two seeds, like 3,7; got {seeds!r}.")
+        out_path = Path(out)
+        if out_path.suffix not in (".png", ".gif"):
+            raise ConfigError(f"--out must end in .png or .gif, got {out!r}.")
+        if out_path.exists():
+            raise ConfigError(f"{out} already exists; gankit never overwrites results. Choose another --out.")
+        sampler = _sampler(ckpt, device, "interpolate")
+        options = sampler.check_options(options)
+        frames = sampler.interpolate(pair[0], pair[1], steps=steps, mode=mode, **options)
+        (save_gif(frames, out_path) if out_path.suffix == ".gif" else save_grid(frames, out_path, nrow=steps))
+        click.echo(f"Wrote {steps} interpolation steps to {out_path}")
+
+    return [sample, interpolate]
+
+
+def _argv_without_gpus(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--gpus":
+            skip = True
+            continue
+        if a.startswith("--gpus="):
+            continue
+        out.append(a)
+    return out
 
 
 # ---- presets / info ----------------------------------------------------------------------------------------
@@ -203,7 +226,7 @@ def info(ckpt, as_json):
     c = load_checkpoint(ckpt)
     cfg, data_info = c["config"], c["data_info"]
     n_params = {}
-    for key, tensor in c["nets"].items():
+    for key, tensor in c["nets"].items():  # parameter counts per network (buffers left out)
         if key.startswith("nets.") and not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
             n_params[key.split(".")[1]] = n_params.get(key.split(".")[1], 0) + tensor.numel()
     summary = {"preset": cfg.get("preset"), "recipe": cfg["recipe"], "kimg": c["nimg"] / 1000, "step": c["step"],
@@ -226,12 +249,20 @@ def info(ckpt, as_json):
     click.echo("config   " + json.dumps({k: cfg[k] for k in ("opts", "batch_size", "d_steps", "ema_kimg", "seed")}))
 
 
+# Modules that add commands: subsystems and families (a family with its own command, e.g. `mix` or `upscale`,
+# is a module with a COMMANDS list and its name here). Imported here, so no recipe imports the CLI.
+COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate")
+
+
 def _attach_commands() -> None:
-    # Families and subsystems add their commands in their own modules.
-    from .cli_metrics import COMMANDS as metric_commands
-    from .cli_translate import COMMANDS as translate_commands
-    for command in (*metric_commands, *translate_commands):
+    import importlib
+
+    import gankit.recipes  # noqa: F401  the families register their sampler kinds and sampling options
+    for command in _sampling_commands():
         cli.add_command(command)
+    for module in COMMAND_MODULES:
+        for command in importlib.import_module(module).COMMANDS:
+            cli.add_command(command)
 
 
 _attach_commands()

@@ -126,79 +126,42 @@ def eval_cmd(ckpt, images, ref, ref_b, metric_list, n, n_ref, seed, bootstrap, o
              extractor, inception_weights, no_verify, no_download, device, batch_size):
     """Evaluate generated images (a checkpoint's sampler or a folder) against a reference, or a translation
     checkpoint (pix2pix, CycleGAN) on held-out data."""
-    from .metrics import evaluate, format_table, save_card
+    from .metrics import format_table, save_card
     from .metrics.base import resolve_device, sha256_file
+    from .samplers import EvalRequest
     if (ckpt is None) == (images is None):
         raise click.UsageError("Give exactly one of --ckpt CKPT or --images DIR.")
     dev = resolve_device(device)
     if ckpt and Path(ckpt).is_dir():
         ckpt = str(Path(ckpt) / "latest.pt")
-    translator = ckpt is not None and _sampler_kind(ckpt) == "translate"
-    if not translator and (direction or ref_b):
-        raise click.UsageError("--direction and --ref-b apply to translation (pix2pix / CycleGAN) checkpoints.")
-    if translator:
-        result = _evaluate_translator(ckpt, ref, ref_b, metric_list, n, n_ref, split, root, direction,
-                                      extractor, inception_weights, no_verify, no_download, dev, batch_size,
-                                      bootstrap)
+    request = EvalRequest(metrics=metric_list, ref=ref, ref_b=ref_b, n=n, n_ref=n_ref, seed=seed, split=split,
+                          root=root, direction=direction, extractor=extractor, batch_size=batch_size, device=dev,
+                          inception_weights=inception_weights, verify_weights=False if no_verify else None,
+                          download=not no_download, cache=not no_cache, bootstrap=bootstrap, progress=True)
+    if ckpt:
+        # The checkpoint's own sampler evaluates itself (noise: samples vs --ref; translator: held-out data).
+        from .loading import load_recipe
+        recipe, cfg, _, nets = load_recipe(ckpt, dev)
+        sampler = recipe.samplers(nets)["default"]
+        request.data = cfg.data          # without --ref: the run's own data (noise) / its test split (translator)
+        result = sampler.evaluate(request)
     else:
-        if ckpt:
-            from .sample import load_sampler
-            gen: Any = load_sampler(ckpt, device=str(dev))
-        else:
-            gen = images
-        data_options = {k: v for k, v in (("split", split), ("root", root)) if v}
-        result = evaluate(metric_list or "fid", gen, ref, n, extractor=extractor, n_ref=n_ref, seed=seed,
+        if direction or ref_b:
+            raise click.UsageError("--direction and --ref-b apply to translation (pix2pix / CycleGAN) checkpoints.")
+        from .metrics import evaluate
+        result = evaluate(metric_list or "fid", images, ref, n, extractor=extractor, n_ref=n_ref, seed=seed,
                           batch_size=batch_size, device=dev, inception_weights=inception_weights,
                           verify_weights=False if no_verify else None, download=not no_download,
-                          cache=not no_cache, data_options=data_options, progress=True, fid_bootstrap=bootstrap)
+                          cache=not no_cache, data_options={k: v for k, v in (("split", split), ("root", root)) if v},
+                          progress=True, fid_bootstrap=bootstrap)
     if ckpt:
         result["protocol"]["generated"].update(checkpoint=str(Path(ckpt).resolve()),
                                                checkpoint_sha256=sha256_file(ckpt))
     click.echo(format_table(result))
-    if translator:
-        g, d = result["protocol"]["generated"], result["protocol"]["data"]
-        click.echo(f"translator {g['network']} {g['direction']} on {d['spec']!r} split {d['split']}"
-                   f"{'' if d['held_out'] else ' (NOT held out: the data has no test split)'}; paired metrics "
-                   f"against {result['protocol']['paired_against'] or '-'}")
+    if result.get("note"):
+        click.echo(result["note"])
     if out:
         click.echo(f"wrote {save_card(result, out)}")
-
-
-def _sampler_kind(ckpt: str) -> str:
-    """The ``sampler_kind`` of the recipe a checkpoint was trained with ("noise" or "translate")."""
-    from .checkpoint import load_checkpoint
-    from .errors import CheckpointError
-    from .recipes import recipes
-    try:
-        name = load_checkpoint(ckpt)["config"]["recipe"]
-    except (CheckpointError, KeyError, TypeError):
-        return "noise"   # not readable as a gankit checkpoint: the sampler loader reports why
-    return recipes.get(name).sampler_kind
-
-
-def _evaluate_translator(ckpt, ref, ref_b, metric_list, n, n_ref, split, root, direction, extractor,
-                         inception_weights, no_verify, no_download, dev, batch_size, bootstrap) -> dict[str, Any]:
-    """``gankit eval --ckpt`` on pix2pix / CycleGAN: the translator on the test split of its data (or --ref)."""
-    import dataclasses
-
-    from .checkpoint import load_recipe
-    from .metrics import evaluate_translation
-    recipe, cfg, _, nets = load_recipe(ckpt, dev)
-    data_cfg = cfg.data
-    if ref:
-        if ref.endswith(".npz"):
-            raise ConfigError("A translation checkpoint is evaluated on test data (inputs and their targets or "
-                              "the target domain), not on a statistics file: give --ref a data spec.")
-        data_cfg = dataclasses.replace(data_cfg, spec=ref, spec_b=ref_b or "")
-    elif ref_b:
-        raise click.UsageError("--ref-b needs --ref (the first folder).")
-    if root:
-        data_cfg = dataclasses.replace(data_cfg, root=root)
-    return evaluate_translation(recipe, nets, data_cfg, metric_list, n=n, device=dev, extractor=extractor,
-                                direction=direction, batch_size=batch_size, split=split or "test", n_ref=n_ref,
-                                inception_weights=inception_weights,
-                                verify_weights=False if no_verify else None, download=not no_download,
-                                progress=True, fid_bootstrap=bootstrap)
 
 
 # ---- gankit compare ------------------------------------------------------------------------------------------

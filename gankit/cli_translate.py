@@ -97,18 +97,17 @@ def translate_image(net: nn.Module, x: torch.Tensor, multiple: int) -> torch.Ten
 @click.option("--device", default="auto", show_default=True)
 def translate(ckpt, input_path, out, direction, overwrite, no_ema, device):
     """Translate images with a trained image-to-image model."""
-    from .checkpoint import atomic_write_bytes, load_recipe
-    from .recipes.translation import TranslationRecipe
-    from .train import resolve_device
+    from .engine import resolve_device
+    from .io import atomic_write_bytes
+    from .loading import load_sampler
 
     files = list_images(input_path)
-    recipe, cfg, info, nets = load_recipe(ckpt, resolve_device(device), ema=not no_ema)
-    if not isinstance(recipe, TranslationRecipe):
-        raise ConfigError(f"This checkpoint is a {cfg.recipe!r} model, which samples from noise rather than "
-                          "translating images: use `gankit sample --ckpt ...`.")
-    name = recipe.translator_name(direction)
-    in_channels, out_channels = recipe.translator_channels(direction)
-    net = nets[name].eval()
+    sampler = load_sampler(ckpt, resolve_device(device), ema=not no_ema)
+    sampler.require("translate")                       # a noise model: says to use `gankit sample`
+    translator = sampler.for_direction(direction)
+    recipe, info, name = translator.recipe, translator.recipe.info, translator.name
+    in_channels, out_channels = translator.channels
+    net = translator.net.eval()
     multiple = getattr(net, "size_multiple", 1)
 
     out_dir = Path(out)
@@ -118,7 +117,7 @@ def translate(ckpt, input_path, out, direction, overwrite, no_ema, device):
         raise ConfigError(f"{len(existing)} output file(s) already exist in {str(out_dir)!r} (e.g. "
                           f"{existing[0].name}); choose another --out or pass --overwrite to replace them.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    click.echo(f"{cfg.recipe} {name} ({direction or recipe.trained_direction}, trained at {info.resolution} px, "
+    click.echo(f"{type(recipe).__name__} {name} ({direction or recipe.trained_direction}, trained at {info.resolution} px, "
                f"{in_channels} -> {out_channels} channels): {len(files)} image(s) -> {out_dir}")
     for src, dst in zip(files, targets):
         x = load_image(src, in_channels)                                  # [1, Cin, H, W]

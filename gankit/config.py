@@ -1,14 +1,13 @@
-"""Typed training configuration: dataclasses, presets, overrides, validation, JSON round trip.
+"""Typed training configuration as plain data: dataclasses, dict round trip, dotted overrides, files, JSON.
 
-One source of truth (DESIGN.md principle 4): ``resolve(preset, config_file, overrides)`` starts from
-``TrainConfig()``, applies the preset's values, then a YAML/JSON file, then ``--set key=value`` overrides, and
-validates the result. Unknown keys and wrong types fail with the valid choices. The resolved config is saved
-as ``config.json`` in every run and inside every checkpoint, so a run can always be rebuilt.
+One source of truth (DESIGN.md principle 4). This module knows no registry and imports no engine code: it says
+what a config *is*. What a name *means* (which recipe, which network takes ``ngf``, which options a data kind
+has) is checked on the engine side (``gankit.engine.configure``: ``resolve`` and ``validate``), which routes
+short override keys (``--set loss=hinge``, ``--set G.ngf=32``) and fails loudly on unknown keys.
 
-Override keys are dotted paths (``g_opt.lr=1e-4``, ``data.resolution=64``). Two conveniences keep the common
-case short: a top-level key that is an option of the recipe goes to ``opts`` (``--set loss=hinge``), and a key
-under ``G.`` / ``D.`` that is not a ``NetConfig`` field is a constructor argument of that network
-(``--set G.ngf=32``), checked against the network's signature.
+The resolved config is saved as ``config.json`` in every run and inside every checkpoint, so a run can always be
+rebuilt. Optimisers are a table keyed by the names the recipe declares (``opt.G``, ``opt.D``; a recipe with more
+players declares more), so a family with another optimiser needs no new config field.
 """
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .io import atomic_write_text
 
 
 @dataclass
@@ -38,6 +38,7 @@ class DataConfig:
     labels: bool = True             # use class labels when the data has them (conditional recipes need them)
     xflip: bool = False             # augment by horizontal flips (doubles a small image set)
     num_workers: int = 0            # DataLoader workers for data that does not fit in memory
+    options: dict = field(default_factory=dict)  # options of the data kind (validated by its registration)
 
 
 @dataclass
@@ -51,12 +52,16 @@ class NetConfig:
 
 @dataclass
 class OptConfig:
-    name: str = "adam"              # adam | rmsprop | sgd
+    name: str = "adam"              # adam | rmsprop | sgd (gankit.optim.optimizers)
     lr: float = 2e-4
     betas: tuple = (0.5, 0.999)     # Adam; DCGAN's beta1 = 0.5 (Radford et al. 2016, sec. 4)
     eps: float = 1e-8
     weight_decay: float = 0.0
     momentum: float = 0.0           # RMSprop / SGD
+
+
+def _default_opts() -> dict[str, OptConfig]:
+    return {"G": OptConfig(), "D": OptConfig()}
 
 
 @dataclass
@@ -67,31 +72,31 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     G: NetConfig = field(default_factory=NetConfig)
     D: NetConfig = field(default_factory=NetConfig)
-    g_opt: OptConfig = field(default_factory=OptConfig)
-    d_opt: OptConfig = field(default_factory=OptConfig)
+    # One entry per optimiser the recipe declares (recipe.optimizers()): opt.G.lr=1e-4, opt.D.betas=[0, 0.9].
+    opt: dict[str, OptConfig] = field(default_factory=_default_opts)
 
-    batch_size: int = 64
-    kimg: float = 10.0              # training length in thousands of real images shown to D
-    d_steps: int = 1                # discriminator updates per generator update
+    batch_size: int = 64            # images per step and rank-0-equivalent batch: the global batch under DDP
+    kimg: float = 10.0              # training length in thousands of real images drawn from the data
+    d_steps: int = 1                # discriminator updates per generator update (recipes' default phases)
     ema_kimg: float = 0.0           # EMA half-life of the generator in kimg (0 = no EMA)
     ema_rampup: float = 0.0         # StyleGAN2-ADA ramp-up: half-life <= ema_rampup * images seen (0 = off)
+    ema_start_kimg: float = 0.0     # BigGAN: the average copies G exactly until this many kimg (0 = from the start)
+    init_from: str = ""             # start from another run's weights (names and shapes that match); not --resume
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda | cuda:N
-    amp: bool = False               # bfloat16 autocast on CUDA
+    amp: str = "off"                # off | bf16 (autocast) | fp16 (autocast + GradScaler)
+    grad_accum: int = 1             # split each batch into this many micro-batches (same update, less memory)
     tick_kimg: float = 0.5          # one status line / stats.jsonl record per tick
-    snapshot_kimg: float = 2.0      # sample grid + checkpoint every this many kimg (and at the end)
-    snapshot_n: int = 64            # images in the snapshot grid
+    snapshot_kimg: float = 2.0      # snapshot artefacts + checkpoint every this many kimg (and at the end)
+    snapshot_n: int = 64            # samples in the snapshot
     keep_snapshots: bool = True     # keep ckpt-<kimg>.pt files (latest.pt is always written)
     metrics: list = field(default_factory=list)  # metrics evaluated during training, e.g. ["fid", "kid"]
     metrics_kimg: float = 0.0       # evaluate every this many kimg (0 = only at the end when metrics are set)
-    metrics_n: int = 2000           # generated images per evaluation during training
+    metrics_n: int = 2000           # generated samples per evaluation during training
     extractor: str = "auto"         # feature extractor for training-time metrics
     on_nonfinite: str = "stop"      # stop | rollback (reload the last checkpoint and halve the learning rates)
     tensorboard: bool = False
     description: str = ""
-
-
-NONFINITE_CHOICES = ("stop", "rollback")
 
 
 # ---- dict <-> dataclass ------------------------------------------------------------------------------------
@@ -112,6 +117,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError:
                 pass
         raise ConfigError(f"{where} must be {tp}, got {value!r}.")
+    if origin is dict:                                   # dict[str, SomeDataclass]: a table of sections
+        _, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}.")
+        if dataclasses.is_dataclass(value_tp):
+            return {str(k): v if isinstance(v, value_tp) else dataclass_from_dict(value_tp, v, f"{where}.{k}")
+                    for k, v in value.items()}
+        return {str(k): _coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -156,7 +169,11 @@ def from_dict(data: dict) -> TrainConfig:
     return dataclass_from_dict(TrainConfig, data, "config")
 
 
-# ---- overrides ---------------------------------------------------------------------------------------------
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+# ---- overrides and files -----------------------------------------------------------------------------------
 
 def parse_value(text: str) -> Any:
     """``--set`` values are YAML scalars/lists: 1e-4, true, [0.5, 0.999], hinge."""
@@ -171,71 +188,61 @@ def parse_value(text: str) -> Any:
         raise ConfigError(f"Cannot parse value {text!r}: {e}") from None
 
 
-def _merge(base: dict, update: dict) -> dict:
-    """Recursive merge of config sections; free-form dicts (opts, *_kwargs) merge key by key, one level deep."""
+# Free-form sections merge key by key, one level deep, and are not flattened into dotted keys.
+FREE_FORM = ("opts", "options")
+
+
+def is_free_form(key: str) -> bool:
+    return key in FREE_FORM or key.endswith("kwargs")
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive merge of config sections; free-form dicts (opts, options, *_kwargs) merge one level deep."""
     out = dict(base)
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            free_form = k == "opts" or k.endswith("kwargs")
-            out[k] = {**out[k], **v} if free_form else _merge(out[k], v)
+            out[k] = {**out[k], **v} if is_free_form(k) else merge(out[k], v)
         else:
             out[k] = v
     return out
 
 
-def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
-    """Apply one dotted ``key=value`` to a config dict, routing recipe options and network arguments."""
-    parts = key.split(".")
-    top = [f.name for f in dataclasses.fields(TrainConfig)]
-    if parts[0] not in top:
-        # A top-level key that is a recipe option: --set loss=hinge.
-        recipe_cls = _recipe_class(cfg_dict.get("recipe", "gan"))
-        opt_names = [f.name for f in dataclasses.fields(recipe_cls.Options)]
-        if len(parts) == 1 and parts[0] in opt_names:
-            return _merge(cfg_dict, {"opts": {parts[0]: value}})
-        raise ConfigError(f"Unknown config key {key!r}. Valid top-level keys: {', '.join(top)}; "
-                          f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}.")
-    if parts[0] in ("G", "D") and len(parts) == 2:
-        net_fields = [f.name for f in dataclasses.fields(NetConfig)]
-        if parts[1] not in net_fields:
-            return _merge(cfg_dict, {parts[0]: {_kwargs_slot(cfg_dict, parts[0], parts[1]): {parts[1]: value}}})
+def set_dotted(cfg_dict: dict, key: str, value: Any) -> dict:
+    """``a.b.c=value`` laid over a config dict (no routing: the engine's ``apply_override`` routes first)."""
     nested: Any = value
-    for p in reversed(parts):
-        nested = {p: nested}
-    return _merge(cfg_dict, nested)
+    for part in reversed(key.split(".")):
+        nested = {part: nested}
+    return merge(cfg_dict, nested)
 
 
-def _kwargs_slot(cfg_dict: dict, role: str, arg: str) -> str:
-    """Which of image_kwargs / vector_kwargs a ``G.arg`` override belongs to (the network that takes it)."""
-    import inspect
-    from .nets import networks
-    net = {**dataclasses.asdict(NetConfig()), **cfg_dict.get(role, {})}
-    takes = []
-    for slot in ("image", "vector"):
-        reg = networks[role]
-        if net[slot] and net[slot] in reg and arg in inspect.signature(reg.get(net[slot]).__init__).parameters:
-            takes.append(slot)
-    if len(takes) > 1:
-        # Both networks take the argument: it is meant for the one this data will use.
-        from .data import data_kinds
-        kinds = data_kinds(dataclass_from_dict(DataConfig, cfg_dict.get("data", {}), "config.data"))
-        if kinds and kinds[0] == "vector":
-            takes = ["vector"]
-    if not takes:
-        reg = networks[role]
-        valid = {s: sorted(p for p in inspect.signature(reg.get(net[s]).__init__).parameters if p != "self")
-                 for s in ("image", "vector") if net[s] and net[s] in reg}
-        raise ConfigError(f"Unknown network argument {role}.{arg}. {role}'s networks take: "
-                          + "; ".join(f"{net[s]} ({s}): {', '.join(v)}" for s, v in valid.items()) + ".")
-    return takes[0] + "_kwargs"
+def get_dotted(d: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
 
 
-def _recipe_class(name: str):
-    from .recipes import recipes
-    return recipes.get(name)
+def flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested config dict as dotted ``(key, value)`` pairs; recipe options as bare keys (``loss``)."""
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if k == "opts" and isinstance(v, dict) and not prefix:
+            out.extend((f"{kk}", vv) for kk, vv in v.items())
+        elif isinstance(v, dict) and not is_free_form(k) and v:
+            out.extend(flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
 
 
-# ---- resolution --------------------------------------------------------------------------------------------
+def split_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"Override {text!r} must look like key=value (e.g. batch_size=128, opt.G.lr=1e-4).")
+    key, value = text.split("=", 1)
+    return key.strip(), parse_value(value)
+
 
 def load_file(path: str | Path) -> dict:
     path = Path(path)
@@ -250,111 +257,5 @@ def load_file(path: str | Path) -> dict:
     return data
 
 
-def resolve(preset: str | None = None, config_file: str | None = None,
-            overrides: list[str] | dict | None = None) -> TrainConfig:
-    """Preset -> file -> overrides -> validated ``TrainConfig``."""
-    from .presets import get_preset
-    items = list(overrides.items()) if isinstance(overrides, dict) else [split_override(o) for o in (overrides or [])]
-    file_items = _flatten(load_file(config_file)) if config_file else []
-
-    def layer(per_kind: dict | None) -> dict:
-        cfg_dict = to_dict(TrainConfig())
-        if preset:
-            values = get_preset(preset)
-            kinds_table = values.pop("per_kind", {})
-            cfg_dict = _merge(cfg_dict, values)
-            if per_kind is not None:
-                cfg_dict = _merge(cfg_dict, kinds_table.get(per_kind, {}))
-            cfg_dict["preset"] = preset
-        for key, value in [*file_items, *items]:  # the user's values always win over the preset's
-            cfg_dict = apply_override(cfg_dict, key, value)
-        return cfg_dict
-
-    cfg_dict = layer(None)
-    # A preset may hold values for one kind of data (e.g. longer runs and a 2-D latent for the 2-D toys):
-    # find the kind of the data the user chose, then lay the preset's values for that kind under the user's.
-    if preset and get_preset(preset).get("per_kind"):
-        from .data import data_kinds
-        kinds = data_kinds(from_dict(cfg_dict).data)
-        if kinds and kinds[0] in get_preset(preset)["per_kind"]:
-            cfg_dict = layer(kinds[0])
-    cfg = from_dict(cfg_dict)
-    validate(cfg)
-    return cfg
-
-
-def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and k != "opts" and not k.endswith("kwargs") and v:
-            out.extend(_flatten(v, key + "."))
-        elif k == "opts" and isinstance(v, dict):
-            out.extend((f"{kk}", vv) for kk, vv in v.items())
-        else:
-            out.append((key, v))
-    return out
-
-
-def split_override(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise ConfigError(f"Override {text!r} must look like key=value (e.g. batch_size=128, g_opt.lr=1e-4).")
-    key, value = text.split("=", 1)
-    return key.strip(), parse_value(value)
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Checks that need more than types: ranges, choices, recipe options, network names and arguments."""
-    from .nets import check_kwargs, inits, networks
-    from .train import optimizers
-    recipe_cls = _recipe_class(cfg.recipe)
-    recipe_cls.parse_options(cfg.opts)
-    positive = {"batch_size": cfg.batch_size, "d_steps": cfg.d_steps, "snapshot_n": cfg.snapshot_n}
-    for k, v in positive.items():
-        if v < 1:
-            raise ConfigError(f"{k} must be at least 1, got {v}.")
-    for k in ("kimg", "tick_kimg", "snapshot_kimg"):
-        if getattr(cfg, k) <= 0:
-            raise ConfigError(f"{k} must be positive, got {getattr(cfg, k)}.")
-    for k in ("ema_kimg", "ema_rampup", "metrics_kimg"):
-        if getattr(cfg, k) < 0:
-            raise ConfigError(f"{k} must be >= 0, got {getattr(cfg, k)}.")
-    if cfg.on_nonfinite not in NONFINITE_CHOICES:
-        raise ConfigError(f"on_nonfinite must be one of {', '.join(NONFINITE_CHOICES)}, got {cfg.on_nonfinite!r}.")
-    if cfg.data.channels not in (0, 1, 3):
-        raise ConfigError(f"data.channels must be 0 (keep), 1 or 3, got {cfg.data.channels}.")
-    if cfg.data.resolution < 0:
-        raise ConfigError(f"data.resolution must be >= 0, got {cfg.data.resolution}.")
-    if cfg.data.split not in ("train", "test"):
-        raise ConfigError(f"data.split must be train or test, got {cfg.data.split!r}.")
-    if cfg.data.direction not in ("AtoB", "BtoA"):
-        raise ConfigError(f"data.direction must be AtoB or BtoA, got {cfg.data.direction!r}.")
-    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}.")
-    for role in ("G", "D"):
-        net: NetConfig = getattr(cfg, role)
-        inits.get(net.init) if net.init != "default" else None
-        for slot in ("image", "vector"):
-            arch = getattr(net, slot)
-            if arch:
-                check_kwargs(networks[role].get(arch).__init__, getattr(net, f"{slot}_kwargs"), f"{role} ({arch})")
-    for name in ("g_opt", "d_opt"):
-        optimizers.get(getattr(cfg, name).name)
-        if getattr(cfg, name).lr <= 0:
-            raise ConfigError(f"{name}.lr must be positive, got {getattr(cfg, name).lr}.")
-    if cfg.metrics:
-        from .metrics import metric_names
-        unknown = [m for m in cfg.metrics if m.partition("@")[0] not in metric_names()]  # "fid@classifier:clf.pt"
-        if unknown:
-            raise ConfigError(f"Unknown metric(s) {unknown}. Valid metrics: {', '.join(metric_names())}.")
-        from .metrics import metrics as metric_specs
-        if recipe_cls.sampler_kind != "translate":
-            paired_only = [m for m in cfg.metrics if metric_specs.get(m.partition("@")[0]).output == "pairs"]
-            if paired_only:
-                raise ConfigError(f"Metrics {paired_only} score image-to-image translators (pix2pix, cyclegan); "
-                                  f"recipe {cfg.recipe!r} samples from noise (use fid, kid, is, pr, dc, modes or toy).")
-
-
 def save_json(cfg: TrainConfig, path: str | Path) -> None:
-    from .checkpoint import atomic_write_text
     atomic_write_text(Path(path), json.dumps(to_dict(cfg), indent=2) + "\n")

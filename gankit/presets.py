@@ -35,7 +35,7 @@ _TOY_NS = {
     # - EMA of G, half-life 10 kimg (80 steps): the raw G oscillates (high-quality 0.3-0.8), its average does not.
     "opts": {"z_dim": 2, "r1_gamma": 0.1},
     "G": _TOY_G,
-    "g_opt": {"lr": 5e-4}, "d_opt": {"lr": 1e-3},
+    "opt": {"G": {"lr": 5e-4}, "D": {"lr": 1e-3}},
     "batch_size": 128, "ema_kimg": 10.0, **_TOY_LENGTH,
 }
 _TOY_WGAN_GP = {
@@ -44,7 +44,7 @@ _TOY_WGAN_GP = {
     # after 4000 G steps), batch 64 (their 256) to afford 12,000 G steps, G without batch norm as above, EMA.
     "opts": {"z_dim": 2, "gp_weight": 0.1},
     "G": _TOY_G,
-    "g_opt": {"lr": 5e-4, "betas": [0.5, 0.9]}, "d_opt": {"lr": 5e-4, "betas": [0.5, 0.9]},
+    "opt": {"G": {"lr": 5e-4, "betas": [0.5, 0.9]}, "D": {"lr": 5e-4, "betas": [0.5, 0.9]}},
     **_TOY_LENGTH, "batch_size": 64, "kimg": 3840.0, "snapshot_kimg": 960.0, "ema_kimg": 20.0,
 }
 _TOY_WGAN = {
@@ -53,7 +53,7 @@ _TOY_WGAN = {
     # at 4x the paper's 5e-5 (one run here: 20-22 of 25 modes, high-quality share 0.06 after 10k G steps).
     "opts": {"z_dim": 2},
     "G": _TOY_G,
-    "g_opt": {"lr": 2e-4}, "d_opt": {"lr": 2e-4},
+    "opt": {"G": {"lr": 2e-4}, "D": {"lr": 2e-4}},
     **_TOY_LENGTH, "batch_size": 64, "kimg": 3200.0, "snapshot_kimg": 800.0, "ema_kimg": 20.0,
 }
 _TOY_HINGE = {
@@ -61,7 +61,7 @@ _TOY_HINGE = {
     # One run here: 25 of 25 modes on grid25, high-quality share 0.84 after 20k steps.
     "opts": {"z_dim": 2},
     "G": _TOY_G,
-    "g_opt": {"lr": 5e-4}, "d_opt": {"lr": 1e-3},
+    "opt": {"G": {"lr": 5e-4}, "D": {"lr": 1e-3}},
     "batch_size": 128, "ema_kimg": 10.0, **_TOY_LENGTH,
 }
 
@@ -73,7 +73,7 @@ PRESETS: dict[str, dict] = {
         "opts": {"loss": "nonsaturating"},
         "G": {"image": "mlp_image", "vector": "mlp"},
         "D": {"image": "mlp_image", "vector": "mlp"},
-        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "opt": {"G": _ADAM_DCGAN, "D": _ADAM_DCGAN},
         "batch_size": 64, "kimg": 20.0,
         "per_kind": {"vector": _TOY_NS},
     },
@@ -83,7 +83,7 @@ PRESETS: dict[str, dict] = {
         "recipe": "gan",
         "opts": {"loss": "nonsaturating"},
         **_DCGAN_NETS,
-        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "opt": {"G": _ADAM_DCGAN, "D": _ADAM_DCGAN},
         "batch_size": 64, "kimg": 20.0,
         "per_kind": {"vector": _TOY_NS},
     },
@@ -93,7 +93,7 @@ PRESETS: dict[str, dict] = {
         "recipe": "gan",
         "opts": {"loss": "wasserstein", "clip": 0.01},
         **_DCGAN_NETS,
-        "g_opt": {"name": "rmsprop", "lr": 5e-5}, "d_opt": {"name": "rmsprop", "lr": 5e-5},
+        "opt": {"G": {"name": "rmsprop", "lr": 5e-5}, "D": {"name": "rmsprop", "lr": 5e-5}},
         "d_steps": 5, "batch_size": 64, "kimg": 40.0,
         "per_kind": {"vector": _TOY_WGAN},
     },
@@ -105,8 +105,8 @@ PRESETS: dict[str, dict] = {
         "G": {"image": "dcgan", "vector": "mlp", "init": "default"},
         "D": {"image": "dcgan", "vector": "mlp", "init": "default",
               "image_kwargs": {"norm": "none"}, "vector_kwargs": {"norm": "none"}},
-        "g_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
-        "d_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "opt": {"G": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "D": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]}},
         "d_steps": 5, "batch_size": 64, "kimg": 40.0,
         "per_kind": {"vector": _TOY_WGAN_GP},
     },
@@ -115,7 +115,7 @@ PRESETS: dict[str, dict] = {
         "recipe": "gan",
         "opts": {"loss": "lsgan"},
         **_DCGAN_NETS,
-        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "opt": {"G": _ADAM_DCGAN, "D": _ADAM_DCGAN},
         "batch_size": 64, "kimg": 20.0,
         "per_kind": {"vector": _TOY_NS},
     },
@@ -127,8 +127,8 @@ PRESETS: dict[str, dict] = {
         "G": {"image": "dcgan", "vector": "mlp", "init": "normal02"},
         "D": {"image": "dcgan", "vector": "mlp", "init": "normal02",
               "image_kwargs": {"norm": "spectral"}, "vector_kwargs": {"norm": "spectral"}},
-        "g_opt": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
-        "d_opt": {"name": "adam", "lr": 4e-4, "betas": [0.0, 0.9]},
+        "opt": {"G": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "D": {"name": "adam", "lr": 4e-4, "betas": [0.0, 0.9]}},
         "batch_size": 64, "kimg": 20.0,
         "per_kind": {"vector": _TOY_HINGE},
     },
@@ -138,7 +138,7 @@ PRESETS: dict[str, dict] = {
         "recipe": "gan",
         "opts": {"loss": "nonsaturating", "conditional": True},
         **_DCGAN_NETS,
-        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "opt": {"G": _ADAM_DCGAN, "D": _ADAM_DCGAN},
         "batch_size": 64, "kimg": 20.0,
         "per_kind": {"vector": _TOY_NS},
     },
@@ -154,7 +154,7 @@ PRESETS: dict[str, dict] = {
         "data": {"spec": "edges2digits"},
         "G": {"image": "unet", "vector": "", "init": "normal02", "image_kwargs": {"norm": "batch"}},
         "D": {"image": "patchgan", "vector": "", "init": "normal02", "image_kwargs": {"norm": "batch"}},
-        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "opt": {"G": _ADAM_DCGAN, "D": _ADAM_DCGAN},
         "batch_size": 16, "kimg": 40.0, "ema_kimg": 0.0, "snapshot_n": 8,
     },
     "cyclegan": {
@@ -168,7 +168,7 @@ PRESETS: dict[str, dict] = {
         "data": {"spec": "digits2inverted"},
         "G": {"image": "resnet", "vector": "", "init": "normal02", "image_kwargs": {"norm": "instance"}},
         "D": {"image": "patchgan", "vector": "", "init": "normal02", "image_kwargs": {"norm": "instance"}},
-        "g_opt": _ADAM_DCGAN, "d_opt": _ADAM_DCGAN,
+        "opt": {"G": _ADAM_DCGAN, "D": _ADAM_DCGAN},
         "batch_size": 16, "kimg": 40.0, "ema_kimg": 0.0, "snapshot_n": 8,
     },
 }

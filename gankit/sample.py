@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_bytes, load_recipe
+from .io import atomic_write_bytes
 from .errors import ConfigError
 from .images import to_uint8
 
@@ -70,12 +70,6 @@ def sample(generator: nn.Module, n: int | None = None, seed: int = 0, seeds: Seq
             raise ConfigError("Give a positive number of samples (n) or a list of seeds.")
         z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(int(seed)))
     return generate(generator, z, default_labels(generator, len(z), label), batch_size)
-
-
-def load_sampler(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Callable[[int, int], torch.Tensor]:
-    """``(n, seed) -> [n, C, H, W] in [-1, 1]`` drawing from a checkpoint's (EMA) model, for metrics."""
-    recipe, _, _, nets = load_recipe(ckpt_path, device)
-    return recipe.sampler(nets)
 
 
 # ---- pictures ----------------------------------------------------------------------------------------------

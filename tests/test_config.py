@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from gankit.config import TrainConfig, from_dict, resolve, to_dict
+from gankit.config import TrainConfig, from_dict, to_dict
+from gankit.engine import resolve
 from gankit.errors import ConfigError
 from gankit.presets import PRESETS
 
@@ -19,20 +20,20 @@ def test_every_preset_resolves_and_round_trips_through_json(name):
 def test_paper_values_of_the_classic_presets():
     wgan = resolve("wgan")
     assert (wgan.opts["loss"], wgan.opts["clip"], wgan.d_steps) == ("wasserstein", 0.01, 5)
-    assert (wgan.d_opt.name, wgan.d_opt.lr) == ("rmsprop", 5e-5)
+    assert (wgan.opt["D"].name, wgan.opt["D"].lr) == ("rmsprop", 5e-5)
     gp = resolve("wgan-gp")
-    assert (gp.opts["gp_weight"], gp.d_steps, gp.d_opt.lr, tuple(gp.d_opt.betas)) == (10.0, 5, 1e-4, (0.0, 0.9))
+    assert (gp.opts["gp_weight"], gp.d_steps, gp.opt["D"].lr, tuple(gp.opt["D"].betas)) == (10.0, 5, 1e-4, (0.0, 0.9))
     assert gp.D.image_kwargs["norm"] == "none"          # no batch norm in the critic
     dc = resolve("dcgan")
-    assert (dc.g_opt.lr, dc.g_opt.betas[0], dc.G.init) == (2e-4, 0.5, "normal02")
+    assert (dc.opt["G"].lr, dc.opt["G"].betas[0], dc.G.init) == (2e-4, 0.5, "normal02")
 
 
 def test_overrides_route_to_sections_recipe_options_and_network_arguments():
-    cfg = resolve("dcgan", overrides=["batch_size=128", "g_opt.lr=1e-4", "loss=hinge", "G.ngf=32",
-                                      "data.resolution=64", "metrics=fid,kid", "g_opt.betas=[0.0, 0.9]"])
-    assert cfg.batch_size == 128 and cfg.g_opt.lr == 1e-4 and cfg.opts["loss"] == "hinge"
+    cfg = resolve("dcgan", overrides=["batch_size=128", "opt.G.lr=1e-4", "loss=hinge", "G.ngf=32",
+                                      "data.resolution=64", "metrics=fid,kid", "opt.G.betas=[0.0, 0.9]"])
+    assert cfg.batch_size == 128 and cfg.opt["G"].lr == 1e-4 and cfg.opts["loss"] == "hinge"
     assert cfg.G.image_kwargs["ngf"] == 32 and cfg.data.resolution == 64
-    assert cfg.metrics == ["fid", "kid"] and tuple(cfg.g_opt.betas) == (0.0, 0.9)
+    assert cfg.metrics == ["fid", "kid"] and tuple(cfg.opt["G"].betas) == (0.0, 0.9)
     assert cfg.D.image_kwargs == {}                      # G.ngf does not leak into D
 
 
@@ -44,10 +45,10 @@ def test_vector_network_arguments_go_to_the_vector_slot():
 @pytest.mark.parametrize("override,pattern", [
     ({"batchsize": 3}, r"Unknown config key 'batchsize'.*batch_size"),
     ({"batch_size": "big"}, r"batch_size must be int"),
-    ({"g_opt.lrr": 1.0}, r"unknown key 'lrr'.*lr"),
+    ({"opt.G.lrr": 1.0}, r"unknown key 'lrr'.*lr"),
     ({"loss": "wasserstien"}, r"Unknown adversarial loss 'wasserstien'.*Did you mean 'wasserstein'"),
     ({"G.ngff": 3}, r"Unknown network argument G.ngff.*ngf"),
-    ({"g_opt.name": "adamw2"}, r"Unknown optimizer 'adamw2'.*adam"),
+    ({"opt.G.name": "adamw2"}, r"Unknown optimizer 'adamw2'.*adam"),
     ({"on_nonfinite": "ignore"}, r"on_nonfinite must be one of stop, rollback"),
     ({"kimg": -1}, r"kimg must be positive"),
     ({"G.init": "glorot"}, r"Unknown initialisation 'glorot'.*xavier"),
@@ -66,9 +67,9 @@ def test_unknown_preset_names_the_valid_ones():
 
 def test_config_file_then_overrides(tmp_path):
     f = tmp_path / "cfg.yaml"
-    f.write_text("batch_size: 32\ng_opt:\n  lr: 0.001\nopts:\n  loss: lsgan\nG:\n  image_kwargs:\n    ngf: 24\n")
+    f.write_text("batch_size: 32\nopt:\n  G:\n    lr: 0.001\nopts:\n  loss: lsgan\nG:\n  image_kwargs:\n    ngf: 24\n")
     cfg = resolve("dcgan", str(f), ["batch_size=16"])
-    assert cfg.batch_size == 16 and cfg.g_opt.lr == 0.001 and cfg.opts["loss"] == "lsgan"
+    assert cfg.batch_size == 16 and cfg.opt["G"].lr == 0.001 and cfg.opts["loss"] == "lsgan"
     assert cfg.G.image_kwargs["ngf"] == 24
     bad = tmp_path / "bad.yaml"
     bad.write_text("batch_sise: 3\n")

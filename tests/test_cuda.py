@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from gankit.checkpoint import load_checkpoint
-from gankit.config import resolve
-from gankit.train import train
+from gankit.engine import resolve
+from gankit.engine import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -12,8 +12,8 @@ TINY = {"data.spec": "digits", "data.resolution": 32, "batch_size": 32, "tick_ki
         "snapshot_n": 16, "device": "cuda"}
 
 
-@pytest.mark.parametrize("preset,extra", [("dcgan", {"ema_kimg": 0.1}), ("wgan-gp", {"amp": True}),
-                                          ("hinge", {"amp": True}), ("pix2pix", {"data.spec": "edges2digits"}),
+@pytest.mark.parametrize("preset,extra", [("dcgan", {"ema_kimg": 0.1}), ("wgan-gp", {"amp": "bf16"}),
+                                          ("hinge", {"amp": "bf16"}), ("pix2pix", {"data.spec": "edges2digits"}),
                                           ("cyclegan", {"data.spec": "digits2inverted"})])
 def test_cuda_training_runs_and_checkpoints_load_on_cpu(tmp_path, preset, extra):
     run = train(resolve(preset, overrides={**TINY, **extra, "kimg": 0.512}), out=tmp_path, progress=False)

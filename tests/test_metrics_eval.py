@@ -264,11 +264,21 @@ def test_cli_eval_from_checkpoint(tmp_path, clf_path, monkeypatch):
     ckpt.write_bytes(b"stand-in checkpoint")
     asked = {}
 
-    def load_sampler(path, device="cpu"):
-        asked["path"], asked["device"] = path, device
-        return lambda n, seed: images(n, seed)[:, :1].repeat(1, 1, 4, 4)      # [n, 1, 32, 32]
+    from types import SimpleNamespace
+
+    from gankit.config import DataConfig
+    from gankit.samplers import NoiseSampler
+
+    class Fake(NoiseSampler):
+        def __call__(self, n, seed):
+            return images(n, seed)[:, :1].repeat(1, 1, 4, 4)      # [n, 1, 32, 32]
+
+    def load_recipe(path, device="cpu"):
+        asked["path"], asked["device"] = path, str(device)
+        recipe = SimpleNamespace(samplers=lambda nets: {"default": Fake(None)})
+        return recipe, SimpleNamespace(data=DataConfig(spec="digits")), None, None
     import importlib
-    monkeypatch.setattr(importlib.import_module("gankit.sample"), "load_sampler", load_sampler)
+    monkeypatch.setattr(importlib.import_module("gankit.loading"), "load_recipe", load_recipe)
     card = tmp_path / "ckpt.json"
     r = invoke(["eval", "--ckpt", str(ckpt), "--ref", "digits", "--metrics", "is,fid", "--n", "40",
                 "--extractor", f"classifier:{clf_path}", "--device", "cpu", "--out", str(card), "--no-cache"])

@@ -16,14 +16,16 @@ from PIL import Image
 from torch import nn
 
 import gankit.metrics
-from gankit.checkpoint import load_recipe
+from gankit.loading import load_recipe
 from gankit.cli import main
-from gankit.config import DataConfig, resolve
+from gankit.config import DataConfig
+from gankit.engine import resolve
 from gankit.data import load_dataset
 from gankit.errors import ConfigError
 from gankit.images import from_uint8
 from gankit.metrics import Extractor, evaluate, evaluate_translation, paired_metrics
-from gankit.train import _evaluate, build, train
+from gankit.engine import build, train
+from gankit.engine.loop import _evaluate
 from helpers import run_cli
 
 SMALL = {"G.ngf": 8, "D.ndf": 8, "data.resolution": 32, "batch_size": 4, "device": "cpu"}
@@ -228,14 +230,15 @@ def test_best_follows_each_metrics_direction(name, results, best_key, best_value
     def scripted(*args, **kw):
         calls.append(kw)
         return {"metrics": results[len(calls) - 1]}
-    monkeypatch.setattr(gankit.metrics, "evaluate_translation", scripted)
-    cfg = types.SimpleNamespace(metrics=[name], metrics_n=10, extractor="auto", data=None)
-    trainer = types.SimpleNamespace(recipe=types.SimpleNamespace(sampler_kind="translate", nets=nn.ModuleDict()),
-                                    cfg=cfg, ema=None, device="cpu", extractors={}, best=None, nimg=0)
+    sampler = types.SimpleNamespace(evaluate=lambda request: scripted(**vars(request)))
+    cfg = types.SimpleNamespace(metrics=[name], metrics_n=10, extractor="auto", data=None, seed=0)
+    trainer = types.SimpleNamespace(recipe=types.SimpleNamespace(samplers=lambda nets: {"default": sampler}),
+                                    sampling_nets=lambda: nn.ModuleDict(), rank=0,
+                                    cfg=cfg, device="cpu", extractors={}, best=None, nimg=0)
     log = types.SimpleNamespace(metrics=lambda record: None)
     for step in range(len(results)):
         trainer.nimg = 1000 * step
-        _evaluate(trainer, None, tmp_path, log)
+        _evaluate(trainer, tmp_path, log)
     assert trainer.best["metric"] == best_key and trainer.best["value"] == best_value
     assert json.loads((tmp_path / "best.json").read_text()) == trainer.best
     assert calls[0]["n"] == 10 and calls[0]["extractors"] is trainer.extractors

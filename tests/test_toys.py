@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import gankit
-from gankit.config import TrainConfig, resolve
+from gankit.config import TrainConfig
+from gankit.engine import resolve
 from gankit.data.toys import ring_centers
 from gankit.metrics.toy import toy_metrics
 from gankit.presets import PRESETS
@@ -23,7 +24,7 @@ def test_every_noise_preset_has_toy_values_for_vector_data_only(preset):
     assert toy.kimg / toy.snapshot_kimg <= 8
     assert image.kimg == PRESETS[preset]["kimg"] and image.batch_size == PRESETS[preset]["batch_size"]
     # The preset's own values that the toy values do not mention stay (loss, optimiser kind, critic norm).
-    assert toy.opts["loss"] == image.opts["loss"] and toy.g_opt.name == image.g_opt.name
+    assert toy.opts["loss"] == image.opts["loss"] and toy.opt["G"].name == image.opt["G"].name
     assert toy.D.vector_kwargs.get("norm") == image.D.vector_kwargs.get("norm")
 
 
@@ -35,14 +36,14 @@ def test_wgan_gp_toy_values_and_image_values():
     assert toy.d_steps == image.d_steps == 5
     assert toy.G.vector_kwargs == {"norm": "none"} and image.G.vector_kwargs == {}
     assert toy.D.vector_kwargs == image.D.vector_kwargs == {"norm": "none"}
-    assert tuple(image.g_opt.betas) == (0.0, 0.9) and image.g_opt.lr == 1e-4
+    assert tuple(image.opt["G"].betas) == (0.0, 0.9) and image.opt["G"].lr == 1e-4
     assert toy.ema_kimg > 0 and image.ema_kimg == TrainConfig().ema_kimg
 
 
 def test_user_values_beat_the_toy_values():
     cfg = resolve("gan", overrides={"data.spec": "ring8", "opts.z_dim": 3, "batch_size": 32, "G.vector_kwargs.norm": "batch",
-                                    "g_opt.lr": 1e-4, "kimg": 5})
-    assert (cfg.opts["z_dim"], cfg.batch_size, cfg.G.vector_kwargs["norm"], cfg.g_opt.lr, cfg.kimg) == \
+                                    "opt.G.lr": 1e-4, "kimg": 5})
+    assert (cfg.opts["z_dim"], cfg.batch_size, cfg.G.vector_kwargs["norm"], cfg.opt["G"].lr, cfg.kimg) == \
         (3, 32, "batch", 1e-4, 5.0)
     assert cfg.opts["r1_gamma"] == resolve("gan", overrides={"data.spec": "ring8"}).opts["r1_gamma"] > 0
 
@@ -52,7 +53,7 @@ def test_short_gan_run_covers_ring8(tmp_path):
     cfg = resolve("gan", overrides={"data.spec": "ring8", "kimg": 153.6, "snapshot_kimg": 153.6, "tick_kimg": 153.6,
                                     "snapshot_n": 16, "keep_snapshots": False})
     centers, std = ring_centers(8, 2.0), 0.02
-    from gankit.train import build
+    from gankit.engine import build
     trainer, _ = build(cfg, torch.device("cpu"))
     before = toy_metrics(gankit.sample(trainer.recipe.nets["G"], 2500, seed=1), centers, std)
     run_dir = gankit.train(cfg, out=tmp_path, progress=False)

@@ -8,9 +8,9 @@ import torch
 
 import gankit
 from gankit.checkpoint import load_checkpoint, save_checkpoint
-from gankit.config import resolve
+from gankit.engine import resolve
 from gankit.errors import CheckpointError, ConfigError, TrainingDiverged
-from gankit.train import EMA, train
+from gankit.engine import EMA, train
 
 TINY_IMAGE = {"data.spec": "digits", "data.resolution": 32, "batch_size": 16, "G.ngf": 16, "D.ndf": 16,
               "tick_kimg": 0.256, "snapshot_kimg": 0.512, "snapshot_n": 16}
@@ -72,7 +72,7 @@ def test_run_directory_layout_and_never_overwritten(tmp_path):
 def test_checkpoint_is_data_only_and_pickled_code_is_refused(tmp_path):
     run = train(resolve("dcgan", overrides={**TINY_IMAGE, "kimg": 0.256}), out=tmp_path, progress=False)
     ckpt = torch.load(run / "latest.pt", weights_only=True)   # must not raise
-    assert ckpt["format"] == "gankit" and ckpt["version"] == 1
+    assert ckpt["format"] == "gankit" and ckpt["version"] == 2
     evil = tmp_path / "evil.pt"
     torch.save({"format": "gankit", "module": torch.nn.Linear(2, 2)}, evil)  # pickles a module class
     with pytest.raises(CheckpointError, match="pickled"):
@@ -112,15 +112,15 @@ def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
 
 
 def test_nonfinite_loss_stops_with_step_and_checkpoint(tmp_path):
-    cfg = resolve("dcgan", overrides={**TINY_IMAGE, "kimg": 0.512, "g_opt.lr": 1e30, "d_opt.lr": 1e30,
-                                      "g_opt.name": "sgd", "d_opt.name": "sgd"})
+    cfg = resolve("dcgan", overrides={**TINY_IMAGE, "kimg": 0.512, "opt.G.lr": 1e30, "opt.D.lr": 1e30,
+                                      "opt.G.name": "sgd", "opt.D.name": "sgd"})
     with pytest.raises(TrainingDiverged, match=r"step \d+.*latest\.pt"):
         train(cfg, out=tmp_path, progress=False)
 
 
 def test_nonfinite_rollback_lowers_learning_rate(tmp_path):
-    cfg = resolve("dcgan", overrides={**TINY_IMAGE, "kimg": 0.256, "g_opt.lr": 1e30, "d_opt.lr": 1e30,
-                                      "g_opt.name": "sgd", "d_opt.name": "sgd", "on_nonfinite": "rollback"})
+    cfg = resolve("dcgan", overrides={**TINY_IMAGE, "kimg": 0.256, "opt.G.lr": 1e30, "opt.D.lr": 1e30,
+                                      "opt.G.name": "sgd", "opt.D.name": "sgd", "on_nonfinite": "rollback"})
     # Each rollback halves the rates; from 1e30 that never becomes finite, so the run must give up eventually.
     with pytest.raises(TrainingDiverged):
         train(cfg, out=tmp_path, progress=False)

@@ -6,7 +6,8 @@ from PIL import Image
 
 from gankit.checkpoint import save_checkpoint
 from gankit.cli_translate import load_image, pad_to_multiple, translate, translate_image
-from gankit.config import resolve, to_dict
+from gankit.config import to_dict
+from gankit.engine import resolve
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.images import to_uint8

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.config import resolve
+from gankit.engine import resolve
 from gankit.data.base import DataInfo, MemoryDataset
 from gankit.errors import ConfigError
 from gankit.recipes import recipes
+from gankit.recipes.base import StepContext
 from gankit.recipes.cyclegan import CycleGAN, CycleGANOptions
 from gankit.recipes.image_pool import ImagePool
 from gankit.recipes.pix2pix import Pix2Pix, Pix2PixOptions
@@ -144,7 +145,7 @@ def test_pix2pix_g_loss_is_adversarial_plus_weighted_l1(l1_weight):
     torch.manual_seed(0)
     a, b = torch.rand(2, 1, 4, 4) * 2 - 1, torch.rand(2, 1, 4, 4) * 2 - 1
     r = _pix2pix(l1_weight, d_value=0.3)
-    out = r.g_loss({"a": a, "b": b}, 0)
+    out = r.g_loss({"a": a, "b": b}, StepContext())
     l1 = (0.5 * a + 0.2 - b).abs().mean()
     adv = math.log(1 + math.exp(-0.3))                   # -log sigmoid(0.3): G wants D to say "real"
     assert out["l1"].item() == pytest.approx(l1.item(), rel=1e-6)
@@ -156,13 +157,13 @@ def test_pix2pix_g_loss_is_adversarial_plus_weighted_l1(l1_weight):
 def test_pix2pix_d_loss_is_halved_and_conditioned_on_the_input():
     a, b = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
     r = _pix2pix(d_value=0.3)
-    out = r.d_loss({"a": a, "b": b}, 0)
+    out = r.d_loss({"a": a, "b": b}, StepContext())
     real, fake = math.log(1 + math.exp(-0.3)), math.log(1 + math.exp(0.3))
     assert out["loss"].item() == pytest.approx(0.5 * (real + fake), rel=1e-6)
     real_in, fake_in = r.nets["D"].seen
     assert torch.equal(real_in, torch.cat([a, b], 1)) and torch.allclose(fake_in, torch.cat([a, 0.5 * a + 0.2], 1))
     r = _pix2pix(gan_loss="lsgan", d_value=0.3)
-    assert r.d_loss({"a": a, "b": b}, 0)["loss"].item() == pytest.approx(0.5 * (0.7 ** 2 + 0.3 ** 2), rel=1e-6)
+    assert r.d_loss({"a": a, "b": b}, StepContext())["loss"].item() == pytest.approx(0.5 * (0.7 ** 2 + 0.3 ** 2), rel=1e-6)
 
 
 # ---- CycleGAN -----------------------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def _cyclegan(identity_weight=0.5, ca=1, cb=1, d_value=0.0, pool_size=0):
 def test_cyclegan_cycle_and_identity_terms_equal_hand_computed_l1():
     torch.manual_seed(0)
     a, b = torch.rand(3, 1, 4, 4) * 2 - 1, torch.rand(3, 1, 4, 4) * 2 - 1
-    out = _cyclegan(d_value=0.0).g_loss({"a": a, "b": b}, 0)
+    out = _cyclegan(d_value=0.0).g_loss({"a": a, "b": b}, StepContext())
     # G_ab(x) = x / 2, G_ba(x) = x + 0.1:
     cycle_a = (0.5 * a + 0.1 - a).abs().mean()           # |G_ba(G_ab(a)) - a|
     cycle_b = (0.5 * (b + 0.1) - b).abs().mean()         # |G_ab(G_ba(b)) - b|
@@ -187,7 +188,7 @@ def test_cyclegan_cycle_and_identity_terms_equal_hand_computed_l1():
     adv = 2 * (0 - 1) ** 2                               # least squares, D = 0 everywhere, two generators
     expected = adv + 10 * (cycle_a + cycle_b) + 0.5 * 10 * (idt_a + idt_b)
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
-    no_idt = _cyclegan(identity_weight=0.0).g_loss({"a": a, "b": b}, 0)
+    no_idt = _cyclegan(identity_weight=0.0).g_loss({"a": a, "b": b}, StepContext())
     assert "idt_a" not in no_idt
     assert no_idt["loss"].item() == pytest.approx((adv + 10 * (cycle_a + cycle_b)).item(), rel=1e-5)
 
@@ -196,13 +197,13 @@ def test_cyclegan_identity_disabled_with_a_warning_when_channels_differ():
     with pytest.warns(UserWarning, match="identity loss disabled"):
         r = build("cyclegan", info("unpaired", ca=1, cb=3))
     assert not r.use_identity
-    out = r.g_loss({"a": torch.rand(2, 1, 32, 32) * 2 - 1, "b": torch.rand(2, 3, 32, 32) * 2 - 1}, 0)
+    out = r.g_loss({"a": torch.rand(2, 1, 32, 32) * 2 - 1, "b": torch.rand(2, 3, 32, 32) * 2 - 1}, StepContext())
     assert "idt_a" not in out and torch.isfinite(out["loss"])
 
 
 def test_cyclegan_d_loss_halved_per_discriminator():
     a, b = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
-    out = _cyclegan(d_value=0.25).d_loss({"a": a, "b": b}, 0)
+    out = _cyclegan(d_value=0.25).d_loss({"a": a, "b": b}, StepContext())
     per_d = 0.5 * ((0.25 - 1) ** 2 + 0.25 ** 2)
     assert out["d_a"].item() == pytest.approx(per_d) and out["d_b"].item() == pytest.approx(per_d)
     assert out["loss"].item() == pytest.approx(2 * per_d)
@@ -211,7 +212,7 @@ def test_cyclegan_d_loss_halved_per_discriminator():
 def test_cyclegan_d_sees_pooled_fakes():
     r = _cyclegan(pool_size=2)
     a, b = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
-    r.d_loss({"a": a, "b": b}, 0)
+    r.d_loss({"a": a, "b": b}, StepContext())
     assert torch.allclose(r.pool_b.images, 0.5 * a) and torch.allclose(r.pool_a.images, b + 0.1)
     real_b, fake_b = r.nets["D_b"].seen
     assert torch.equal(real_b, b) and torch.allclose(fake_b, 0.5 * a)
@@ -227,11 +228,15 @@ def test_losses_finite_and_gradients_reach_only_the_phase_nets(preset, kind, ca,
         warnings.simplefilter("ignore")
         r = build(preset, info(kind, ca, cb), **({"G.n_blocks": 1} if preset == "cyclegan" else {}))
     batch = {"a": torch.rand(2, ca, 32, 32) * 2 - 1, "b": torch.rand(2, cb, 32, 32) * 2 - 1}
-    for phase, names, others in (("d", r.discriminator_names, r.generator_names),
-                                 ("g", r.generator_names, r.discriminator_names)):
-        r.set_requires_grad(generators=phase == "g", discriminators=phase == "d")
+    specs = r.optimizers()
+    assert [p.name for p in r.phases()] == ["D", "G"]
+    for phase in r.phases():                    # as the engine's step runs them: the phase's nets train
+        names = phase.nets or specs[phase.optimizer].nets
+        others = [n for n in r.nets if n not in names]
+        for n, net in r.nets.items():
+            net.requires_grad_(n in names)
         r.zero_grad(set_to_none=True)
-        out = getattr(r, f"{phase}_loss")(batch, 0)
+        out = phase.loss(batch, StepContext())
         assert all(torch.isfinite(v) for v in out.values()), out
         out["loss"].backward()
         assert all(p.grad is not None for n in names for p in r.nets[n].parameters())
@@ -279,7 +284,8 @@ def test_fixed_inputs_snapshot_rows_and_sampler():
     idx = [int((a - x).abs().flatten(1).sum(1).argmin()) for x in fixed["a"]]
     assert torch.equal(fixed["b"], b[idx])              # pairs kept together
     p.train()
-    shot = p.snapshot(fixed, p.nets)
+    shot = p.snapshot(fixed, p.nets)[0]
+    shot = {"nrow": shot.nrow, "grid": shot.images}
     assert shot["nrow"] == 4 and shot["grid"].shape == (12, 3, 32, 32)   # input / output / target rows
     assert torch.equal(shot["grid"][:4], fixed["a"].expand(-1, 3, -1, -1))  # gray input shown as RGB
     assert torch.equal(shot["grid"][8:], fixed["b"])
@@ -290,7 +296,8 @@ def test_fixed_inputs_snapshot_rows_and_sampler():
 
     c = build("cyclegan", info("unpaired", 1, 1), **{"G.n_blocks": 1})
     fixed = {"a": a[:3], "b": b[:3, :1]}
-    shot = c.snapshot(fixed, c.nets)
+    shot = c.snapshot(fixed, c.nets)[0]
+    shot = {"nrow": shot.nrow, "grid": shot.images}
     assert shot["nrow"] == 3 and shot["grid"].shape == (18, 1, 32, 32)   # A, A->B, A->B->A, B, B->A, B->A->B
     with torch.no_grad():
         c.eval()

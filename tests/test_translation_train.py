@@ -5,9 +5,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gankit.checkpoint import load_checkpoint, load_recipe
-from gankit.config import resolve
-from gankit.train import train
+from gankit.checkpoint import load_checkpoint
+from gankit.loading import load_recipe
+from gankit.engine import resolve
+from gankit.engine import train
 
 def last_samples(run_dir):
     return max(run_dir.glob("samples-*.png"), key=lambda p: p.stat().st_mtime_ns)

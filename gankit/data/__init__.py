@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
-from .base import KINDS, BatchStream, DataInfo, MemoryDataset
+from .base import BatchStream, DataInfo, DataKind, MemoryDataset, kinds, register_kind, registered_kinds
 from .catalog import PathFormat, builtin, data_root, datasets, path_formats
 from .storage import paired_to_unpaired, swap_domains, with_xflip, without_labels
 
@@ -29,7 +29,7 @@ from .translation import true_translation  # noqa: E402
 if TYPE_CHECKING:
     from ..config import DataConfig
 
-__all__ = ["KINDS", "DataInfo", "MemoryDataset", "BatchStream", "datasets", "path_formats", "builtin",
+__all__ = ["kinds", "register_kind", "registered_kinds", "DataKind", "DataInfo", "MemoryDataset", "BatchStream", "datasets", "path_formats", "builtin",
            "PathFormat", "load_dataset", "true_translation", "data_root", "describe_sources", "data_kinds"]
 
 SPLITS = ("train", "test")
@@ -45,11 +45,12 @@ class _Source:
     load: Callable[[str], Dataset]              # kind -> dataset
 
 
-def load_dataset(cfg: "DataConfig", kinds: tuple[str, ...] = KINDS) -> Dataset:
+def load_dataset(cfg: "DataConfig", kinds: tuple[str, ...] | None = None) -> Dataset:
     """The dataset ``cfg`` describes, as the first of ``kinds`` it can be given as. Result has ``.info``."""
-    unknown = [k for k in kinds if k not in KINDS]
+    kinds = registered_kinds() if kinds is None else kinds
+    unknown = [k for k in kinds if k not in registered_kinds()]
     if unknown or not kinds:
-        raise ValueError(f"kinds must be a non-empty tuple of {KINDS}, got {kinds!r}")
+        raise ValueError(f"kinds must be a non-empty tuple of {registered_kinds()}, got {kinds!r}")
     if cfg.split not in SPLITS:
         raise ConfigError(f"data.split must be one of {', '.join(SPLITS)}, got {cfg.split!r}.")
     if cfg.direction not in ("AtoB", "BtoA"):

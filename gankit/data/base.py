@@ -22,7 +22,38 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-KINDS = ("image", "vector", "paired", "unpaired")
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """A kind of data: what its items hold and, optionally, the options it takes (``data.options``).
+
+    Kinds are open: a family with a new kind (sequences, audio, table rows) registers it with ``register_kind``
+    next to its loaders; recipes name the kinds they train on, datasets say which kind they are.
+    """
+    name: str
+    items: str                       # the item keys and shapes, for messages and docs
+    options: type | None = None      # dataclass of this kind's options (``--set data.<option>=...``), or None
+
+
+kinds: Registry[DataKind] = Registry("data kind")
+
+
+def register_kind(name: str, items: str, options: type | None = None) -> DataKind:
+    kind = DataKind(name, items, options)
+    kinds.register(name)(kind)
+    return kind
+
+
+register_kind("image", "{'image': float [C, H, W] in [-1, 1], 'label': int64 [] (if labelled)}")
+register_kind("vector", "{'x': float [D], 'label': int64 [] (if labelled)}")
+register_kind("paired", "{'a': float [C, H, W], 'b': float [C, H, W]} (a -> b)")
+register_kind("unpaired", "{'a': float [C, H, W], 'b': float [C, H, W]} drawn independently")
+
+
+def registered_kinds() -> tuple[str, ...]:
+    return tuple(kinds.in_order())
 
 
 @dataclass
@@ -30,7 +61,7 @@ class DataInfo:
     """What the networks need to know about the data; injected into constructors by ``build()``."""
 
     name: str                       # "digits", "grid25", "/path/to/faces", ...
-    kind: str                       # one of KINDS
+    kind: str                       # a registered data kind (``kinds``)
     size: int                       # number of items (for unpaired: max of the two domains)
     channels: int = 0               # images: 1 or 3 (for paired/unpaired: channels of a; see channels_b)
     resolution: int = 0             # images: square side in pixels
@@ -94,13 +125,15 @@ def _epoch_perm(n: int, seed: int, epoch: int) -> torch.Tensor:
 class _StreamSampler(Sampler[int]):
     """Yields the flat index stream from a given batch on, for a DataLoader (lazy datasets)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start_batch: int):
+    def __init__(self, n: int, batch_size: int, seed: int, start_batch: int, rank: int = 0, world_size: int = 1):
         self.n, self.batch_size, self.seed, self.start_batch = n, batch_size, seed, start_batch
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        b = self.start_batch
+        b, lo = self.start_batch, self.rank * self.batch_size
         while True:
-            yield from index_stream_batch(self.n, self.batch_size, self.seed, b).tolist()
+            idx = index_stream_batch(self.n, self.batch_size * self.world_size, self.seed, b)
+            yield from idx[lo:lo + self.batch_size].tolist()
             b += 1
 
 
@@ -108,9 +141,13 @@ class BatchStream:
     """Endless seeded batches from a dataset, positioned by the number of batches already consumed."""
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, num_workers: int = 0,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1):
+        # Under DDP, batch k of the stream is the global batch of world_size x batch_size items one process
+        # would draw, and this rank gets its rank-th slice: the data order is a pure function of (seed, k)
+        # whatever the number of processes.
         self.dataset = dataset
         self.batch_size = batch_size
+        self.rank, self.world_size = rank, world_size
         self.seed = seed
         self.num_workers = num_workers
         self.device = torch.device(device)
@@ -130,11 +167,13 @@ class BatchStream:
     def __next__(self) -> dict[str, torch.Tensor]:
         n = len(self.dataset)
         if hasattr(self.dataset, "get_batch"):
-            batch = self.dataset.get_batch(index_stream_batch(n, self.batch_size, self.seed, self.batches_done))
+            idx = index_stream_batch(n, self.batch_size * self.world_size, self.seed, self.batches_done)
+            batch = self.dataset.get_batch(idx[self.rank * self.batch_size:(self.rank + 1) * self.batch_size])
         else:
             if self._loader_iter is None:
                 loader = DataLoader(self.dataset, batch_size=self.batch_size,
-                                    sampler=_StreamSampler(n, self.batch_size, self.seed, self.batches_done),
+                                    sampler=_StreamSampler(n, self.batch_size, self.seed, self.batches_done,
+                                                           self.rank, self.world_size),
                                     num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                                     persistent_workers=self.num_workers > 0)
                 self._loader_iter = iter(loader)

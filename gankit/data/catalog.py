@@ -3,7 +3,7 @@
 Two registries, filled by decorators next to each loader (DESIGN.md principle 3):
 
 * ``datasets``: builtin name -> ``factory(cfg: DataConfig) -> Dataset``. The decorator ``builtin`` records the
-  kind of data the factory makes (one of ``KINDS``) and a one-line description for error messages and
+  kind of data the factory makes (a registered kind) and a one-line description for error messages and
   ``gankit info``.
 * ``path_formats``: a layout of files on disk (image folder, ``.npz``, CycleGAN folders, ...). Each says
   whether it recognises a path, which kinds it can give, and loads one of them. The same folder can match
@@ -20,14 +20,14 @@ from typing import Callable
 from torch.utils.data import Dataset
 
 from ..registry import Registry
-from .base import KINDS
+from .base import kinds
 
 datasets: Registry[Callable] = Registry("dataset")
 
 
 def builtin(name: str, kind: str, about: str) -> Callable:
     """Register ``factory(cfg) -> Dataset`` as builtin ``name`` making ``kind`` data."""
-    assert kind in KINDS, kind
+    kinds.get(kind)     # a registered kind (ConfigError listing them otherwise)
 
     def add(factory: Callable) -> Callable:
         factory.kind = kind

@@ -81,8 +81,12 @@ def load_image_folder(cfg, kind: str = "image") -> object:
     return build_image_dataset(columns, info, resolution, {"image": channels}, skipped, str(folder))
 
 
+def is_cyclegan_root(path: Path) -> bool:
+    """trainA/ trainB/ (or testA/ testB/): the CycleGAN layout, a format of its own (data/paired.py)."""
+    return path.is_dir() and any((path / f"{s}A").is_dir() and (path / f"{s}B").is_dir() for s in ("train", "test"))
+
+
 def _is_plain_folder(cfg) -> bool:
-    from .paired import is_cyclegan_root  # the CycleGAN layout is its own format
     path = Path(cfg.spec)
     return path.is_dir() and not cfg.spec_b and not is_cyclegan_root(path)
 

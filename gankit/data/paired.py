@@ -18,13 +18,9 @@ from pathlib import Path
 from ..errors import DataError
 from .base import DataInfo
 from .catalog import PathFormat, path_formats
-from .folders import no_images_error, scan_folder, split_folder
+from .folders import is_cyclegan_root, no_images_error, scan_folder, split_folder
 from .imagefiles import ImageRef, common_resolution
 from .storage import build_image_dataset, make_unpaired
-
-
-def is_cyclegan_root(path: Path) -> bool:
-    return path.is_dir() and any((path / f"{s}A").is_dir() and (path / f"{s}B").is_dir() for s in ("train", "test"))
 
 
 # ---- pix2pix: side-by-side files ---------------------------------------------------------------------------

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..checkpoint import atomic_write
+from ..version import __version__
+from ..io import atomic_write
 from ..errors import CheckpointError, ConfigError, DataError
 from ..images import from_uint8
 from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, exact_float32, extractors, metrics,

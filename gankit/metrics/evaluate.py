@@ -24,8 +24,8 @@ from typing import Any, Iterable
 
 import torch
 
-from .. import __version__
-from ..checkpoint import atomic_write_text
+from ..version import __version__
+from ..io import atomic_write_text
 from ..errors import ConfigError, DataError
 from .base import EvalOptions, Extractor, MetricSpec, make_extractor, parse_extractor_spec, resolve_device
 from .base import metrics as metric_registry

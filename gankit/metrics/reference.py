@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..checkpoint import atomic_write
+from ..version import __version__
+from ..io import atomic_write
 from ..errors import ConfigError, DataError
 from .base import Extractor, FeatureStats, cache_dir
 from .sources import DatasetSource, ImageSource, Wants, extract, image_source

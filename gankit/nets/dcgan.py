@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from . import discriminators, generators
+from .base import discriminators, generators
 from .layers import (CONDITIONINGS, DISCRIMINATOR_NORMS, GENERATOR_NORMS, check_choice, norm2d, projection_term,
                      require_label, spectral, uses_bias)
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from . import discriminators, generators
+from .base import discriminators, generators
 from .layers import (CONDITIONINGS, GENERATOR_NORMS, check_choice, norm1d, projection_term, require_label, spectral,
                      uses_bias)
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from . import discriminators
+from .base import discriminators
 
 # Square sides the translation networks (U-Net, ResNet, PatchGAN) are built for at training time.
 TRANSLATION_RESOLUTIONS = (32, 64, 128, 256)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from . import generators
+from .base import generators
 from .patchgan import check_translation_resolution, conv_bias, norm_2d
 
 

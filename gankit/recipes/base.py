@@ -1,28 +1,113 @@
-"""The recipe contract: networks + objective, nothing about optimisation mechanics.
+"""The recipe contract: networks + objective, declared as data; nothing about optimisation mechanics.
 
 A recipe owns its networks in ``self.nets`` (an ``nn.ModuleDict``) and any objective state (an image pool, a
-running mean). It computes losses and returns them; it never calls ``backward()`` or an optimiser: that is
-``train.train_step``'s job (DESIGN.md principle 2). A new family is a new file with a ``Recipe`` subclass and
-``@recipes.register("name")``.
+running mean). It computes losses and returns them; it never calls ``backward()`` or an optimiser: the engine's
+step does (DESIGN.md principle 2). What the engine runs is declared by the recipe, as data:
 
-    d_loss(batch, step) -> {'loss': scalar Tensor, ...logging scalars}
-    g_loss(batch, step) -> {'loss': scalar Tensor, ...}
-    sample(...)         -> Tensor in [-1, 1] (uses the nets passed in, normally the EMA copies)
-    generator_params() / discriminator_params()  what each optimiser updates
+    optimizers()            {name: OptimizerSpec(nets or param groups, schedule)}   any number of them
+    phases()                [Phase(name, loss, optimizer, repeat, every, batch, start/stop kimg)]
+                            default: D x d_steps on fresh real batches, then G on the last one
+    loss(batch, ctx)        -> {'loss': scalar Tensor, ...logged scalars}; ctx: StepContext (step, nimg,
+                            progress = nimg / total, this rank's noise)
+    samplers(nets)          {name: Sampler}; "default" is what sample / eval / training metrics use
+    snapshot(fixed, nets)   [Artefact]: image grid, scatter, ... each with its own writer
+    structure_state() / load_structure_state() / grow(ctx)   networks that change shape during a run
+
+A new family is a new file with a ``Recipe`` subclass and ``@recipes.register("name")``.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
+from ..config import dataclass_from_dict
 from ..data.base import DataInfo
 from ..errors import ConfigError
+from ..optim import OptimizerSpec
 from ..registry import Registry
 
 recipes: Registry[type["Recipe"]] = Registry("recipe")
+
+BATCH_SOURCES = ("new", "last")
+
+
+@dataclass
+class StepContext:
+    """What a loss may know about where training stands (passed to every phase's loss).
+
+    ``randn`` draws this rank's slice of a batch of noise drawn identically on every rank: under DDP with W ranks
+    rank r gets rows [r n, (r+1) n) of the [W n, ...] draw one process would make, so W processes x batch n see
+    exactly the latents of 1 process x batch W n (and on one process it is plain ``torch.randn``).
+    """
+    step: int = 0                    # training steps done before this one
+    nimg: int = 0                    # real images drawn so far (all ranks)
+    total_nimg: int = 1              # the run's length in images
+    phase: str = ""                  # the running phase's name
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def progress(self) -> float:
+        """Training progress in [0, 1]: nimg / total."""
+        return min(1.0, self.nimg / max(self.total_nimg, 1))
+
+    @property
+    def kimg(self) -> float:
+        return self.nimg / 1000
+
+    def randn(self, n: int, *shape: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        if self.world_size == 1:
+            return torch.randn(n, *shape, device=device)
+        full = torch.randn(self.world_size * n, *shape, device=device)        # [W n, ...], the same on every rank
+        return full[self.rank * n:(self.rank + 1) * n]
+
+
+@dataclass
+class Phase:
+    """One kind of update the engine runs each training step, in list order.
+
+    loss:       (batch, ctx) -> {'loss': Tensor, ...}. The engine multiplies 'loss' by ``every`` (lazy
+                regularisation keeps the regulariser's average strength; Karras et al. 2020, appendix B).
+    optimizer:  name of the recipe optimiser this phase steps.
+    nets:       networks trained in this phase (requires_grad on, every other network frozen); default: the
+                optimiser's networks.
+    repeat:     updates per training step (D x k), each on its own batch when ``batch == "new"``.
+    every:      run only on steps where step % every == 0 (lazy regularisation); an optimiser used by such a phase
+                gets the lazy correction lr * c, beta ** c with c = every / (every + 1).
+    batch:      "new" draws a fresh real batch (counted in kimg); "last" reuses the step's latest batch.
+    start_kimg / stop_kimg: the phase is active while start <= kimg < stop (G-only pre-training, MLE before the
+                adversarial game, ProGAN stages).
+    after_step: called after the optimiser step (a constraint such as weight clipping).
+    log_grad_norm: log the global gradient norm of this phase's optimiser once per tick as '<name>/grad_norm'.
+    """
+    name: str
+    loss: Callable[[dict, StepContext], dict]
+    optimizer: str
+    nets: tuple[str, ...] = ()
+    repeat: int = 1
+    every: int = 1
+    batch: str = "new"
+    start_kimg: float = 0.0
+    stop_kimg: float = math.inf
+    after_step: Callable[[], None] | None = None
+    log_grad_norm: bool = True
+
+    def __post_init__(self) -> None:
+        if self.repeat < 0 or self.every < 1:
+            raise ConfigError(f"phase {self.name!r}: repeat must be >= 0 and every >= 1, got {self.repeat}, "
+                              f"{self.every}.")
+        if self.batch not in BATCH_SOURCES:
+            raise ConfigError(f"phase {self.name!r}: batch must be one of {', '.join(BATCH_SOURCES)}, "
+                              f"got {self.batch!r}.")
+
+    def active(self, nimg: int, step: int) -> bool:
+        kimg = nimg / 1000
+        return self.repeat > 0 and self.start_kimg <= kimg < self.stop_kimg and step % self.every == 0
 
 
 @dataclasses.dataclass
@@ -33,10 +118,9 @@ class NoOptions:
 class Recipe(nn.Module):
     Options: ClassVar[type] = NoOptions                 # dataclass of recipe options (TrainConfig.opts)
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)  # DataInfo.kind values this recipe trains on
-    generator_names: ClassVar[tuple[str, ...]] = ("G",)  # nets updated by the G optimiser; they get EMA copies
+    generator_names: ClassVar[tuple[str, ...]] = ("G",)  # updated by the "G" optimiser; they get EMA copies
     discriminator_names: ClassVar[tuple[str, ...]] = ("D",)
-    # What ``sampler`` returns, so metrics know how to drive it: "noise" = ``(n, seed) -> images`` (drawn from
-    # latents); "translate" = ``inputs -> images`` (image-to-image recipes, fed held-out inputs).
+    # Which Sampler kind ``samplers()["default"]`` is (gankit.samplers): validation asks it which metrics apply.
     sampler_kind: ClassVar[str] = "noise"
 
     def __init__(self, nets: dict[str, nn.Module], opts: Any, info: DataInfo):
@@ -44,62 +128,88 @@ class Recipe(nn.Module):
         self.nets = nn.ModuleDict(nets)
         self.opts = opts
         self.info = info
+        self.d_steps = 1          # set from the config by from_config / the engine (the default phases use it)
 
     # ---- construction -------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, cfg: Any, info: DataInfo) -> "Recipe":
-        """Build networks (via ``gankit.nets.make_net``) from ``cfg`` and the data's interface arguments."""
+        """Build networks (via ``gankit.nets.build_net``) from ``cfg`` and the data's interface arguments."""
         raise NotImplementedError
 
     @classmethod
     def parse_options(cls, opts: dict) -> Any:
         """``TrainConfig.opts`` (a dict) -> this recipe's typed ``Options``; unknown keys / bad types fail."""
-        from ..config import dataclass_from_dict  # local import: config imports recipes
         return dataclass_from_dict(cls.Options, opts, where=f"recipe {cls.__name__} options")
 
-    # ---- objective ----------------------------------------------------------------------------------------
-    def d_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    # ---- what the engine runs -----------------------------------------------------------------------------
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        """Default: "G" updates the generators, "D" the discriminators, both on ``lr_multiplier``'s schedule."""
+        return {"G": OptimizerSpec(self.generator_names, schedule=self.lr_multiplier),
+                "D": OptimizerSpec(self.discriminator_names, schedule=self.lr_multiplier)}
 
-    def g_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    def phases(self) -> list[Phase]:
+        """Default: d_steps updates of D on fresh real batches (generators frozen), then one update of G
+        through the frozen D on the last batch (Goodfellow et al. 2014, Algorithm 1)."""
+        return [Phase("D", self.d_loss, "D", repeat=self.d_steps, batch="new", after_step=self.after_d_step),
+                Phase("G", self.g_loss, "G", batch="last")]
 
-    def after_d_step(self) -> None:
-        """Constraint applied after each discriminator optimiser step (e.g. WGAN weight clipping)."""
-
-    # ---- what the optimisers update -----------------------------------------------------------------------
     def generator_params(self) -> list[nn.Parameter]:
         return [p for n in self.generator_names for p in self.nets[n].parameters()]
 
     def discriminator_params(self) -> list[nn.Parameter]:
         return [p for n in self.discriminator_names for p in self.nets[n].parameters()]
 
-    def set_requires_grad(self, generators: bool, discriminators: bool) -> None:
-        for n in self.generator_names:
-            self.nets[n].requires_grad_(generators)
-        for n in self.discriminator_names:
-            self.nets[n].requires_grad_(discriminators)
+    def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def after_d_step(self) -> None:
+        """Constraint applied after each discriminator optimiser step (e.g. WGAN weight clipping)."""
 
     def lr_multiplier(self, progress: float) -> float:
         """Learning-rate factor at training progress in [0, 1] (constant unless a family schedules it)."""
         return 1.0
 
+    # ---- networks that change during a run (ProGAN growing) -----------------------------------------------
+    def structure_state(self) -> dict:
+        """Plain data that, given to ``load_structure_state`` on a fresh recipe, rebuilds today's shapes (saved
+        in the checkpoint before the weights, so resume mid-growth is exact)."""
+        return {}
+
+    def load_structure_state(self, state: dict) -> None:
+        """Restore the shapes ``structure_state`` describes (before the weights are loaded)."""
+
+    def grow(self, ctx: StepContext) -> set[str]:
+        """Called before each step: change the networks if the schedule says so and return the names of the
+        optimisers whose parameters changed (the engine rebuilds them with fresh state, as ProGAN's reference
+        code resets Adam at each new resolution)."""
+        return set()
+
     # ---- using the trained model --------------------------------------------------------------------------
     def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:
-        """The inputs of the snapshot grid (fixed latents and labels, or a fixed batch of real inputs)."""
+        """The inputs of the snapshot (fixed latents and labels, or a fixed batch of real inputs)."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def snapshot(self, fixed: dict[str, torch.Tensor], nets: nn.ModuleDict) -> dict[str, Any]:
-        """What the snapshot shows: {'grid': [N, C, H, W] in [-1, 1], 'nrow': int} or {'points': [N, D]}."""
+    def snapshot(self, fixed: dict[str, Any], nets: nn.ModuleDict) -> list:
+        """What the snapshot shows: a list of ``gankit.artefacts.Artefact`` (image grid, scatter, ...)."""
         raise NotImplementedError
 
-    def sampler(self, nets: nn.ModuleDict | None = None):
-        """A function ``(n, seed) -> [n, C, H, W] in [-1, 1]`` drawing from the model (for metrics)."""
+    def samplers(self, nets: nn.ModuleDict | None = None) -> dict[str, Any]:
+        """``{"default": Sampler, ...}`` drawing from ``nets`` (normally the EMA copies)."""
         raise NotImplementedError
+
+    def sampler(self, nets: nn.ModuleDict | None = None, *args: Any, **kwargs: Any) -> Any:
+        """The default sampler."""
+        return self.samplers(nets)["default"]
 
 
 def check_data_kind(recipe_cls: type[Recipe], name: str, info: DataInfo) -> None:
     if info.kind not in recipe_cls.data_kinds:
         raise ConfigError(f"Recipe {name!r} trains on {' or '.join(recipe_cls.data_kinds)} data, but "
                           f"{info.name!r} is {info.kind} data.")
+
+
+__all__ = ["Recipe", "Phase", "StepContext", "OptimizerSpec", "recipes", "check_data_kind"]

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import recipes
+from .base import StepContext, recipes
 from .image_pool import ImagePool
+from ..artefacts import ImageGrid
 from .translation import GAN_LOSSES, TranslationRecipe, adversarial_loss, as_rgb, check_fraction, linear_decay, \
     translation_nets
 
@@ -78,7 +79,7 @@ class CycleGAN(TranslationRecipe):
         return cls({"G_ab": G_ab, "G_ba": G_ba, "D_a": D_a, "D_b": D_b}, opts, info, cfg.data.direction, cfg.seed)
 
     # ---- objective ----------------------------------------------------------------------------------------
-    def d_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+    def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         n, mode = self.nets, self.opts.gan_loss
         real_a, real_b = batch["a"], batch["b"]                     # [N, Ca, H, W], [N, Cb, H, W]
         with torch.no_grad():
@@ -89,7 +90,7 @@ class CycleGAN(TranslationRecipe):
         d_a = 0.5 * (adversarial_loss(n["D_a"](real_a), True, mode) + adversarial_loss(n["D_a"](fake_a), False, mode))
         return {"loss": d_a + d_b, "d_a": d_a.detach(), "d_b": d_b.detach()}
 
-    def g_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+    def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         n, o = self.nets, self.opts
         real_a, real_b = batch["a"], batch["b"]
         fake_b = n["G_ab"](real_a)                                   # [N, Cb, H, W]
@@ -115,7 +116,7 @@ class CycleGAN(TranslationRecipe):
 
     # ---- using the trained model --------------------------------------------------------------------------
     @torch.no_grad()
-    def snapshot(self, fixed: dict[str, torch.Tensor], nets) -> dict[str, Any]:
+    def snapshot(self, fixed: dict[str, torch.Tensor], nets) -> list:
         """Six rows of n: A, G_ab(A), G_ba(G_ab(A)), then B, G_ba(B), G_ab(G_ba(B))."""
         real_a, real_b = fixed["a"], fixed["b"]
         fake_b = self.run_eval(nets["G_ab"], real_a)
@@ -124,4 +125,4 @@ class CycleGAN(TranslationRecipe):
         rec_b = self.run_eval(nets["G_ab"], fake_a)
         c = max(real_a.shape[1], real_b.shape[1])
         rows = [real_a, fake_b, rec_a, real_b, fake_a, rec_b]
-        return {"grid": torch.cat([as_rgb(r, c) for r in rows]), "nrow": len(real_a)}   # [6n, c, H, W]
+        return [ImageGrid(torch.cat([as_rgb(r, c) for r in rows]), nrow=len(real_a))]   # [6n, c, H, W]

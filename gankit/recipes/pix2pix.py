@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import recipes
+from .base import StepContext, recipes
+from ..artefacts import ImageGrid
 from .translation import GAN_LOSSES, TranslationRecipe, adversarial_loss, as_rgb, check_fraction, linear_decay, \
     translation_nets
 from ..errors import ConfigError
@@ -59,7 +60,7 @@ class Pix2Pix(TranslationRecipe):
         return cls({"G": G, "D": D}, opts, info, cfg.data.direction)
 
     # ---- objective ----------------------------------------------------------------------------------------
-    def d_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+    def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         G, D, mode = self.nets["G"], self.nets["D"], self.opts.gan_loss
         real_a, real_b = batch["a"], batch["b"]                       # [N, Ca, H, W], [N, Cb, H, W]
         with torch.no_grad():
@@ -71,7 +72,7 @@ class Pix2Pix(TranslationRecipe):
         # Halved D objective (sec. 3.3).
         return {"loss": 0.5 * (loss_real + loss_fake), "d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
-    def g_loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+    def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         G, D = self.nets["G"], self.nets["D"]
         real_a, real_b = batch["a"], batch["b"]
         fake_b = G(real_a)                                            # [N, Cb, H, W]
@@ -84,10 +85,10 @@ class Pix2Pix(TranslationRecipe):
 
     # ---- using the trained model --------------------------------------------------------------------------
     @torch.no_grad()
-    def snapshot(self, fixed: dict[str, torch.Tensor], nets) -> dict[str, Any]:
+    def snapshot(self, fixed: dict[str, torch.Tensor], nets) -> list:
         """Three rows of n: input a, output G(a), target b (grayscale shown as RGB when the sides differ)."""
         real_a, real_b = fixed["a"], fixed["b"]
         fake_b = self.run_eval(nets["G"], real_a)
         c = max(real_a.shape[1], real_b.shape[1])
         grid = torch.cat([as_rgb(real_a, c), as_rgb(fake_b, c), as_rgb(real_b, c)])  # [3n, c, H, W]
-        return {"grid": grid, "nrow": len(real_a)}
+        return [ImageGrid(grid, nrow=len(real_a))]

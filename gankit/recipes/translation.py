@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nets import build_net, discriminators, generators
+from ..samplers import EvalRequest, Sampler, sampler_kinds
 from .base import Recipe, check_data_kind
 
 GAN_LOSSES = ("vanilla", "lsgan")
@@ -78,9 +79,7 @@ class TranslationRecipe(Recipe):
 
     # "forward" (the trained direction) / "backward" -> translator name; subclasses fill this in.
     translators: ClassVar[dict[str, str]] = {}
-    # What ``sampler`` returns: "translate" = a function of input images, not of (n, seed) like noise-driven
-    # recipes; metrics code uses it to feed held-out inputs instead of seeds.
-    sampler_kind: ClassVar[str] = "translate"
+    sampler_kind: ClassVar[str] = "translate"     # samplers() give a Translator (inputs -> outputs)
 
     def __init__(self, nets: dict[str, nn.Module], opts: Any, info: Any, trained_direction: str = "AtoB"):
         super().__init__(nets, opts, info)
@@ -127,21 +126,12 @@ class TranslationRecipe(Recipe):
             batch = {k: torch.stack([it[k] for it in items]) for k in ("a", "b")}
         return {"a": batch["a"].detach().cpu().clone(), "b": batch["b"].detach().cpu().clone()}
 
-    def sampler(self, nets: nn.ModuleDict | None = None,
-                direction: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-        """A function ``inputs [N, C_in, H, W] -> outputs [N, C_out, H, W]`` in [-1, 1] (for metrics).
+    def samplers(self, nets: nn.ModuleDict | None = None) -> dict[str, "Translator"]:
+        return {"default": Translator(self, nets if nets is not None else self.nets)}
 
-        Translation is conditioned on an input image, so the sampler maps input batches rather than drawing
-        ``(n, seed)``. It runs the translator of ``direction`` (default: the trained one, a -> b) in eval mode,
-        without gradients, on the translator's device, and returns the outputs on the inputs' device.
-        """
-        net = (nets if nets is not None else self.nets)[self.translator_name(direction)]
-
-        def translate(inputs: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad(), eval_mode(net):
-                device = next(net.parameters()).device
-                return net(inputs.to(device)).to(inputs.device)
-        return translate
+    def sampler(self, nets: nn.ModuleDict | None = None, direction: str | None = None) -> "Translator":
+        """A ``Translator`` for ``direction`` (default: the trained one, a -> b): ``inputs -> outputs``."""
+        return Translator(self, nets if nets is not None else self.nets, direction)
 
     def run_eval(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), eval_mode(net):
@@ -161,3 +151,65 @@ class eval_mode:
 
     def __exit__(self, *exc: Any) -> None:
         self.net.train(self.was_training)
+
+
+@sampler_kinds.register("translate")
+class Translator(Sampler):
+    """``translator(inputs [N, C_in, H, W]) -> outputs [N, C_out, H, W]`` in [-1, 1], for metrics and the CLI.
+
+    Translation is conditioned on an input image, so this sampler maps input batches rather than drawing
+    ``(n, seed)``. It runs the translator of ``direction`` (default: the trained one) in eval mode, without
+    gradients, on the translator's device, and returns the outputs on the inputs' device.
+    """
+
+    kind = "translate"
+    commands = ("translate",)
+    output = "image"
+
+    def __init__(self, recipe: "TranslationRecipe", nets: nn.ModuleDict, direction: str | None = None):
+        self.recipe, self.nets, self.direction = recipe, nets, direction
+        self.name = recipe.translator_name(direction)             # ConfigError for a direction it cannot do
+        self.net = nets[self.name]
+
+    def for_direction(self, direction: str | None) -> "Translator":
+        return Translator(self.recipe, self.nets, direction)
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        return self.recipe.translator_channels(self.direction)
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), eval_mode(self.net):
+            device = next(self.net.parameters()).device
+            return self.net(inputs.to(device)).to(inputs.device)
+
+    @classmethod
+    def check_metrics(cls, names: Any) -> None:
+        """Every registered metric applies: paired ones on paired test data, image ones on the target domain."""
+
+    def evaluate(self, r: EvalRequest) -> dict[str, Any]:
+        """The translator on the test split of its data (or ``r.ref`` / ``r.ref_b``)."""
+        import dataclasses
+
+        from ..metrics import evaluate_translation
+        data_cfg = r.data
+        if r.ref:
+            if r.ref.endswith(".npz"):
+                raise ConfigError("A translation checkpoint is evaluated on test data (inputs and their targets or "
+                                  "the target domain), not on a statistics file: give --ref a data spec.")
+            data_cfg = dataclasses.replace(data_cfg, spec=r.ref, spec_b=r.ref_b or "")
+        elif r.ref_b:
+            raise ConfigError("--ref-b needs --ref (the first folder).")
+        if r.root:
+            data_cfg = dataclasses.replace(data_cfg, root=r.root)
+        result = evaluate_translation(self.recipe, self.nets, data_cfg, r.metrics, n=r.n, device=r.device,
+                                      extractor=r.extractor, extractors=r.extractors,
+                                    direction=r.direction or self.direction, batch_size=r.batch_size,
+                                    split=r.split or "test", n_ref=r.n_ref, inception_weights=r.inception_weights,
+                                    verify_weights=r.verify_weights, download=r.download, progress=r.progress,
+                                    fid_bootstrap=r.bootstrap, **r.options)
+        g, d = result["protocol"]["generated"], result["protocol"]["data"]
+        result["note"] = (f"translator {g['network']} {g['direction']} on {d['spec']!r} split {d['split']}"
+                          f"{'' if d['held_out'] else ' (NOT held out: the data has no test split)'}; paired "
+                          f"metrics against {result['protocol']['paired_against'] or '-'}")
+        return result

@@ -1,0 +1,184 @@
+"""Resolving and validating a config against the registries (the engine side of ``gankit.config``).
+
+``resolve(preset, config_file, overrides)`` lays the preset over ``TrainConfig()`` defaults, then the file, then
+``--set key=value`` overrides, and validates. Short keys are routed here, where the registries are known:
+
+    loss=hinge           a top-level key that is an option of the recipe      -> opts.loss
+    G.ngf=32             G.x / D.x that is not a NetConfig field              -> G.image_kwargs.ngf (the network
+                                                                                that takes it for this data)
+    data.degrade=x4      data.x that is not a DataConfig field but an option  -> data.options.degrade
+                         of a registered data kind
+
+Unknown keys, wrong types, unknown registry names and bad ranges raise ``ConfigError`` naming the choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+from ..config import (DataConfig, NetConfig, TrainConfig, dataclass_from_dict, field_names, flatten, from_dict,
+                      load_file, merge, set_dotted, split_override, to_dict)
+from ..data import data_kinds, kinds as data_kind_registry
+from ..errors import ConfigError
+from ..nets import check_kwargs, inits, networks
+from ..optim import optimizers
+from ..presets import get_preset
+from ..recipes import recipes
+from ..samplers import sampler_kinds
+
+NONFINITE_CHOICES = ("stop", "rollback")
+AMP_CHOICES = ("off", "bf16", "fp16")
+
+
+def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
+    """Apply one dotted ``key=value`` to a config dict, routing recipe options, network and data-kind options."""
+    parts = key.split(".")
+    top = field_names(TrainConfig)
+    if parts[0] not in top:
+        # A top-level key that is a recipe option: --set loss=hinge.
+        recipe_cls = recipes.get(cfg_dict.get("recipe", "gan"))
+        opt_names = field_names(recipe_cls.Options)
+        if len(parts) == 1 and parts[0] in opt_names:
+            return merge(cfg_dict, {"opts": {parts[0]: value}})
+        raise ConfigError(f"Unknown config key {key!r}. Valid top-level keys: {', '.join(top)}; "
+                          f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}.")
+    if parts[0] in ("G", "D") and len(parts) == 2 and parts[1] not in field_names(NetConfig):
+        return merge(cfg_dict, {parts[0]: {_kwargs_slot(cfg_dict, parts[0], parts[1]): {parts[1]: value}}})
+    if parts[0] == "data" and len(parts) == 2 and parts[1] not in field_names(DataConfig):
+        owners = [k.name for _, k in data_kind_registry.items() if k.options and parts[1] in field_names(k.options)]
+        if not owners:
+            options = sorted({f for _, k in data_kind_registry.items() if k.options for f in field_names(k.options)})
+            raise ConfigError(f"Unknown config key {key!r}. Valid data keys: {', '.join(field_names(DataConfig))}"
+                              f"; data-kind options: {', '.join(options) or '(none registered)'}.")
+        return merge(cfg_dict, {"data": {"options": {parts[1]: value}}})
+    return set_dotted(cfg_dict, key, value)
+
+
+def _kwargs_slot(cfg_dict: dict, role: str, arg: str) -> str:
+    """Which of image_kwargs / vector_kwargs a ``G.arg`` override belongs to (the network that takes it)."""
+    net = {**dataclasses.asdict(NetConfig()), **cfg_dict.get(role, {})}
+    reg = networks[role]
+    takes = [slot for slot in ("image", "vector")
+             if net[slot] and net[slot] in reg and arg in inspect.signature(reg.get(net[slot]).__init__).parameters]
+    if len(takes) > 1:
+        # Both networks take the argument: it is meant for the one this data will use.
+        kinds = data_kinds(dataclass_from_dict(DataConfig, cfg_dict.get("data", {}), "config.data"))
+        if kinds and kinds[0] == "vector":
+            takes = ["vector"]
+    if not takes:
+        valid = {s: sorted(p for p in inspect.signature(reg.get(net[s]).__init__).parameters if p != "self")
+                 for s in ("image", "vector") if net[s] and net[s] in reg}
+        raise ConfigError(f"Unknown network argument {role}.{arg}. {role}'s networks take: "
+                          + "; ".join(f"{net[s]} ({s}): {', '.join(v)}" for s, v in valid.items()) + ".")
+    return takes[0] + "_kwargs"
+
+
+def resolve(preset: str | None = None, config_file: str | None = None,
+            overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Preset -> file -> overrides -> validated ``TrainConfig``."""
+    items = list(overrides.items()) if isinstance(overrides, dict) else [split_override(o) for o in (overrides or [])]
+    file_items = flatten(load_file(config_file)) if config_file else []
+
+    def layer(per_kind: str | None) -> dict:
+        cfg_dict = to_dict(TrainConfig())
+        if preset:
+            values = get_preset(preset)
+            kinds_table = values.pop("per_kind", {})
+            cfg_dict = merge(cfg_dict, values)
+            if per_kind is not None:
+                cfg_dict = merge(cfg_dict, kinds_table.get(per_kind, {}))
+            cfg_dict["preset"] = preset
+        for key, value in [*file_items, *items]:  # the user's values always win over the preset's
+            cfg_dict = apply_override(cfg_dict, key, value)
+        return cfg_dict
+
+    cfg_dict = layer(None)
+    # A preset may hold values for one kind of data (e.g. longer runs and a 2-D latent for the 2-D toys):
+    # find the kind of the data the user chose, then lay the preset's values for that kind under the user's.
+    if preset and get_preset(preset).get("per_kind"):
+        kinds = data_kinds(from_dict(cfg_dict).data)
+        if kinds and kinds[0] in get_preset(preset)["per_kind"]:
+            cfg_dict = layer(kinds[0])
+    cfg = from_dict(cfg_dict)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Checks that need more than types: ranges, choices, recipe options, network names and arguments, metrics.
+
+    What needs the built recipe (its optimiser names, phases) is checked by ``build``, still before training.
+    """
+    recipe_cls = recipes.get(cfg.recipe)
+    recipe_cls.parse_options(cfg.opts)
+    positive = {"batch_size": cfg.batch_size, "snapshot_n": cfg.snapshot_n, "grad_accum": cfg.grad_accum}
+    for k, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{k} must be at least 1, got {v}.")
+    if cfg.d_steps < 0:
+        raise ConfigError(f"d_steps must be >= 0, got {cfg.d_steps}.")
+    if cfg.batch_size % cfg.grad_accum:
+        raise ConfigError(f"batch_size ({cfg.batch_size}) must be a multiple of grad_accum ({cfg.grad_accum}): "
+                          "each batch is split into that many equal micro-batches.")
+    for k in ("kimg", "tick_kimg", "snapshot_kimg"):
+        if getattr(cfg, k) <= 0:
+            raise ConfigError(f"{k} must be positive, got {getattr(cfg, k)}.")
+    for k in ("ema_kimg", "ema_rampup", "ema_start_kimg", "metrics_kimg"):
+        if getattr(cfg, k) < 0:
+            raise ConfigError(f"{k} must be >= 0, got {getattr(cfg, k)}.")
+    if cfg.on_nonfinite not in NONFINITE_CHOICES:
+        raise ConfigError(f"on_nonfinite must be one of {', '.join(NONFINITE_CHOICES)}, got {cfg.on_nonfinite!r}.")
+    if cfg.amp not in AMP_CHOICES:
+        raise ConfigError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {cfg.amp!r}.")
+    if cfg.data.channels not in (0, 1, 3):
+        raise ConfigError(f"data.channels must be 0 (keep), 1 or 3, got {cfg.data.channels}.")
+    if cfg.data.resolution < 0:
+        raise ConfigError(f"data.resolution must be >= 0, got {cfg.data.resolution}.")
+    if cfg.data.split not in ("train", "test"):
+        raise ConfigError(f"data.split must be train or test, got {cfg.data.split!r}.")
+    if cfg.data.direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"data.direction must be AtoB or BtoA, got {cfg.data.direction!r}.")
+    _validate_data_options(cfg.data)
+    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}.")
+    for role in ("G", "D"):
+        net: NetConfig = getattr(cfg, role)
+        inits.get(net.init) if net.init != "default" else None
+        for slot in ("image", "vector"):
+            arch = getattr(net, slot)
+            if arch:
+                check_kwargs(networks[role].get(arch).__init__, getattr(net, f"{slot}_kwargs"), f"{role} ({arch})")
+    for name, oc in cfg.opt.items():
+        optimizers.get(oc.name)
+        if oc.lr <= 0:
+            raise ConfigError(f"opt.{name}.lr must be positive, got {oc.lr}.")
+    if cfg.metrics:
+        from ..metrics import metric_names
+        unknown = [m for m in cfg.metrics if m.partition("@")[0] not in metric_names()]  # "fid@classifier:clf.pt"
+        if unknown:
+            raise ConfigError(f"Unknown metric(s) {unknown}. Valid metrics: {', '.join(metric_names())}.")
+        sampler_kinds.get(recipe_cls.sampler_kind).check_metrics(cfg.metrics)
+
+
+def _validate_data_options(data: DataConfig) -> None:
+    """``data.options`` keys must belong to a kind this data can be given as (typed by that kind's dataclass)."""
+    if not data.options:
+        return
+    possible = [data_kind_registry.get(k) for k in data_kinds(data) if k in data_kind_registry]
+    owners = [k for k in data_kind_registry.in_order() if data_kind_registry.get(k).options] if not possible else \
+        [k.name for k in possible if k.options]
+    for key in data.options:
+        fits = [k for k in owners if key in field_names(data_kind_registry.get(k).options)]
+        if not fits:
+            raise ConfigError(f"data option {key!r} does not apply to this data "
+                              f"({' or '.join(k.name for k in possible) or 'unknown kind'}).")
+
+
+def data_options_for(kind: str, data: DataConfig) -> Any:
+    """The typed options of data kind ``kind`` from ``data.options`` (keys of other kinds are ignored)."""
+    spec = data_kind_registry.get(kind)
+    if spec.options is None:
+        return None
+    mine = {k: v for k, v in data.options.items() if k in field_names(spec.options)}
+    return dataclass_from_dict(spec.options, mine, f"data options of kind {kind!r}")

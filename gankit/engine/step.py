@@ -1,0 +1,218 @@
+"""The training step: the recipe's phases, run with its optimisers through the configured strategies.
+
+The step owns every optimisation mechanic (DESIGN.md principle 2): it toggles ``requires_grad``, calls
+``backward()`` and the optimisers, applies the lazy-regularisation gain and the recipe's constraint hooks.
+Recipes only return losses; strategies (AMP, accumulation, DDP, EMA, privacy) wrap the mechanics through fixed
+hooks, so this file never asks which of them are on. Progress is counted in real images drawn from the data
+(``nimg``; kimg = nimg / 1000; all ranks together under DDP), as in StyleGAN2-ADA.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import OptConfig, TrainConfig, to_dict
+from ..data.base import BatchStream, DataInfo
+from ..optim import OptimizerSpec, build_optimizer, grad_norm, lazy_corrected, set_learning_rates
+from ..recipes.base import Phase, Recipe, StepContext
+from ..runlog import TickStats
+from .distributed import World
+from .strategies import Strategies
+
+
+@dataclass
+class Trainer:
+    """Everything a run updates; ``state_dict`` of this is the checkpoint's training state."""
+    cfg: TrainConfig
+    recipe: Recipe
+    specs: dict[str, OptimizerSpec]               # what the recipe declared
+    optimizers: dict[str, torch.optim.Optimizer]  # built from specs + cfg.opt
+    phases: list[Phase]
+    stream: BatchStream
+    strategies: Strategies
+    device: torch.device
+    world: World = field(default_factory=World)   # this process's place under torchrun (World() = one process)
+    nimg: int = 0
+    step: int = 0
+    lr_scale: float = 1.0                         # halved by each rollback after a non-finite loss
+    best: dict | None = None                      # best metric value so far and its snapshot
+    last_step_images: int = 0                     # real images the last step drew (all ranks): the EMA's batch
+    tick: TickStats = field(default_factory=TickStats)  # the tick's logged losses, on the device until the tick ends
+    extractors: dict = field(default_factory=dict)  # feature extractors kept between evaluations (loaded once)
+
+    @property
+    def total_nimg(self) -> int:
+        return int(round(self.cfg.kimg * 1000))
+
+    @property
+    def rank(self) -> int:
+        return self.world.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.world.world_size
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.batch_size * self.world_size
+
+    def context(self, phase: str = "") -> StepContext:
+        return StepContext(step=self.step, nimg=self.nimg, total_nimg=self.total_nimg, phase=phase,
+                           rank=self.rank, world_size=self.world_size)
+
+    # ---- optimisers ------------------------------------------------------------------------------------------
+    def lazy_intervals(self) -> dict[str, int]:
+        """Per optimiser, the largest ``every`` of the phases that step it (1 = no lazy regularisation)."""
+        out = {name: 1 for name in self.specs}
+        for p in self.phases:
+            out[p.optimizer] = max(out[p.optimizer], p.every)
+        return out
+
+    def build_optimizers(self, names: set[str] | None = None) -> None:
+        """(Re)build optimisers ``names`` (all by default) with fresh state from their specs and ``cfg.opt``."""
+        intervals = self.lazy_intervals()
+        for name, spec in self.specs.items():
+            if names is None or name in names:
+                oc = self.cfg.opt.get(name) or spec.default or OptConfig()
+                self.optimizers[name] = build_optimizer(spec, lazy_corrected(oc, intervals[name]), self.recipe.nets,
+                                                        where=f"optimizer {name!r}")
+
+    def set_lr(self) -> None:
+        """Each optimiser's groups at their base rate x its schedule at this progress x the rollback scale."""
+        progress = min(1.0, self.nimg / max(self.total_nimg, 1))
+        for name, opt in self.optimizers.items():
+            schedule = self.specs[name].schedule
+            set_learning_rates(opt, self.lr_scale * (schedule(progress) if schedule else 1.0))
+
+    def _grow(self) -> None:
+        """Networks that change shape (ProGAN): rebuild the optimisers whose parameters changed."""
+        changed = self.recipe.grow(self.context())
+        if changed:
+            self.specs = self.recipe.optimizers()
+            self.build_optimizers(set(changed))
+            self.strategies.on_rebuild(self, set(changed))
+
+    def _set_trainable(self, names: tuple[str, ...]) -> None:
+        for name, net in self.recipe.nets.items():
+            net.requires_grad_(name in names)
+
+    # ---- the step --------------------------------------------------------------------------------------------
+    def train_step(self, measure_grad_norm: bool = True) -> None:
+        """Every active phase in order (default: D x k on fresh batches, then G on the last one), then the
+        strategies' end-of-step work (the EMA).
+
+        ``measure_grad_norm``: also log each phase's global gradient norm (the loop asks on the first step of
+        each tick: a sample per tick is enough to spot divergence and costs ~2% when done every step).
+        """
+        self._grow()
+        self.set_lr()
+        batch: dict[str, torch.Tensor] | None = None
+        images_before = self.nimg
+        for phase in self.phases:
+            if not phase.active(self.nimg, self.step):
+                continue
+            # -- Who learns in this phase: its networks get gradients, every other network is frozen.
+            self._set_trainable(phase.nets or self.specs[phase.optimizer].nets)
+            opt = self.optimizers[phase.optimizer]
+            for _ in range(phase.repeat):
+                # -- A fresh real batch (counted in kimg), or the step's last one.
+                if phase.batch == "new" or batch is None:
+                    batch = next(self.stream)
+                    self.nimg += self.global_batch
+                ctx = self.context(phase.name)
+                # -- Forward and backward, per micro-batch. The loss is a mean, so each of n micro-batches
+                # weighs 1/n; a lazy phase (every > 1) weighs ``every`` (Karras et al. 2020, appendix B).
+                opt.zero_grad(set_to_none=True)
+                micro = self.strategies.micro_batches(batch)
+                logged: dict[str, torch.Tensor] = {}
+                for i, mb in enumerate(micro):
+                    with self.strategies.micro_context(i, len(micro)), self.strategies.autocast():
+                        out = phase.loss(mb, ctx)
+                    loss = out["loss"] * (phase.every / len(micro))
+                    self.strategies.scale_loss(phase.optimizer, loss).backward()
+                    for k, v in out.items():
+                        v = v.detach().float() / len(micro)
+                        logged[k] = logged[k] + v if k in logged else v
+                # -- Gradients are complete (unscaled, all-reduced): measure, then step.
+                self.strategies.before_step(phase.optimizer, opt)
+                if measure_grad_norm and phase.log_grad_norm:
+                    logged[f"{phase.name}/grad_norm"] = grad_norm(opt)
+                self.strategies.step(phase.optimizer, opt)
+                if phase.after_step is not None:
+                    phase.after_step()
+                self.tick.add(phase.name, self.step, logged)
+        self.last_step_images = self.nimg - images_before
+        # -- End of step: the EMA of the generators, and whatever else a strategy does once per step.
+        self.strategies.after_train_step(self)
+        self.step += 1
+
+    def sampling_nets(self) -> nn.ModuleDict:
+        """The networks to sample with: the EMA generators where kept, else the trained ones."""
+        plain = nn.ModuleDict({n: getattr(m, "module", m) if isinstance(m, nn.parallel.DistributedDataParallel)
+                               else m for n, m in self.recipe.nets.items()})
+        return self.strategies.sampling_nets(plain)
+
+    def take_tick_stats(self) -> dict[str, float]:
+        """Per-key means of the tick's logged values (and the strategies' own); starts the next tick."""
+        return {**self.tick.take(), **self.strategies.tick_stats()}
+
+    def check_finite(self) -> int | None:
+        """The first step of this tick whose loss was NaN or infinite, or None."""
+        return self.tick.first_nonfinite_step()
+
+    # ---- checkpoint state ------------------------------------------------------------------------------------
+    def state_dict(self, info: DataInfo) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"config": to_dict(self.cfg), "data_info": info.to_dict(), "nimg": self.nimg, "step": self.step,
+                "structure": self.recipe.structure_state(), "nets": recipe_state(self.recipe),
+                "opt": {name: opt.state_dict() for name, opt in self.optimizers.items()}, "rng": rng,
+                "stream": self.stream.state_dict(), "lr_scale": self.lr_scale, "best": self.best,
+                **self.strategies.state_dict()}
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        if ckpt.get("structure"):
+            # Shapes first (a ProGAN stage), then optimisers over the new parameters, then every value.
+            self.recipe.load_structure_state(ckpt["structure"])
+            self.specs = self.recipe.optimizers()
+            self.build_optimizers()
+            self.strategies.on_rebuild(self, set(self.specs))
+        load_recipe_state(self.recipe, ckpt["nets"])
+        self.strategies.load_state_dict(ckpt)
+        missing = sorted(set(self.optimizers) - set(ckpt["opt"]))
+        if missing:
+            from ..errors import CheckpointError
+            raise CheckpointError(f"The checkpoint has no state for optimiser(s) {missing}; it has "
+                                  f"{sorted(ckpt['opt'])}.")
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(ckpt["opt"][name])
+        self.stream.load_state_dict(ckpt["stream"])
+        self.nimg, self.step = int(ckpt["nimg"]), int(ckpt["step"])
+        self.lr_scale, self.best = float(ckpt.get("lr_scale", 1.0)), ckpt.get("best")
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+
+
+def recipe_state(recipe: Recipe) -> dict:
+    """The recipe's state dict with DDP wrappers removed (a checkpoint never depends on the world size)."""
+    state = recipe.state_dict()
+    return {k.replace(".module.", ".", 1) if _wrapped(recipe, k) else k: v for k, v in state.items()}
+
+
+def load_recipe_state(recipe: Recipe, state: dict) -> None:
+    wrapped = {n for n, m in recipe.nets.items() if isinstance(m, nn.parallel.DistributedDataParallel)}
+    if wrapped:
+        state = {(f"nets.{k.split('.')[1]}.module." + k.split(".", 2)[2]) if k.startswith("nets.") and
+                 k.split(".")[1] in wrapped else k: v for k, v in state.items()}
+    recipe.load_state_dict(state)
+
+
+def _wrapped(recipe: Recipe, key: str) -> bool:
+    parts = key.split(".")
+    return (len(parts) > 2 and parts[0] == "nets" and parts[2] == "module"
+            and isinstance(recipe.nets[parts[1]], nn.parallel.DistributedDataParallel))

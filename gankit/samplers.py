@@ -1,0 +1,214 @@
+"""Samplers: what a trained model is used through, one contract for ``sample``, ``translate``, ``eval`` and the
+metrics that run during training.
+
+A recipe's ``samplers(nets)`` returns typed ``Sampler`` objects (DESIGN.md sec. 3); the CLI and the engine
+drive them through this module's registries and never ask which family or kind of data a model is:
+
+    sampler_kinds    kind name -> Sampler class ("noise": (n, seed) -> samples; "translate": inputs -> outputs;
+                     later kinds add sequences, audio, table rows, upscaled images)
+    sample_options   the flags of ``gankit sample`` / ``interpolate`` (``--label``; families add ``--truncation``,
+                     ``--temperature``, ``--condition``...). A sampler lists the ones it accepts in ``options``.
+    output_formats   "<output>:<suffix>" -> writer of ``gankit sample --out`` ("image:.png" a grid, "points:.png" a
+                     scatter, "image:" a folder, "*:.npy" an array; later "text:.txt", "audio:.wav", "rows:.csv")
+
+Evaluation is the sampler's too (``Sampler.evaluate(EvalRequest)``): a noise sampler scores samples against a
+reference (``metrics.evaluate``), a translator scores its translations of held-out inputs
+(``metrics.evaluate_translation``). ``Sampler.check_metrics`` is what validation asks before training starts.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .io import atomic_write_bytes
+from .registry import Registry
+
+sampler_kinds: Registry[type["Sampler"]] = Registry("sampler kind")
+output_formats: Registry[Callable[..., None]] = Registry("output format")
+
+
+@dataclass
+class SampleOption:
+    """One flag of ``gankit sample`` / ``gankit interpolate`` that some sampler kinds accept."""
+    name: str                       # python name; the flag is --name with '_' -> '-'
+    type: type
+    help: str
+
+
+sample_options: Registry[SampleOption] = Registry("sampling option")
+
+
+def register_sample_option(name: str, type_: type, help_: str) -> SampleOption:
+    opt = SampleOption(name, type_, help_)
+    sample_options.register(name)(opt)
+    return opt
+
+
+register_sample_option("label", int, "Class for conditional models (default: cycle through the classes).")
+
+
+@dataclass
+class EvalRequest:
+    """Everything ``gankit eval`` or a training run asks of an evaluation; each sampler kind uses what applies.
+
+    ``data`` is the run's own data config (what ``ref`` defaults to during training, and a translator's test
+    data); ``ref`` / ``ref_b`` name other reference or test data.
+    """
+    metrics: Any = None                          # "fid,kid" or a list; None = the kind's default
+    data: Any = None                             # DataConfig of the run, or None
+    ref: str | None = None
+    ref_b: str | None = None
+    n: int | None = None
+    n_ref: int | None = None
+    seed: int = 0
+    split: str | None = None
+    root: str | None = None
+    direction: str | None = None
+    extractor: str = "auto"
+    batch_size: int = 64
+    device: Any = None
+    inception_weights: str | None = None
+    verify_weights: bool | None = None
+    download: bool = True
+    cache: bool = True
+    bootstrap: int = 0
+    progress: bool = False
+    extractors: dict | None = None               # kept by the trainer so weights load once
+    options: dict = field(default_factory=dict)  # further metric options (EvalOptions fields)
+
+
+class Sampler:
+    """Base of every sampler kind. Subclasses register with ``@sampler_kinds.register(kind)``."""
+
+    kind: ClassVar[str] = ""
+    commands: ClassVar[tuple[str, ...]] = ()     # CLI commands that drive this kind ("sample", "translate", ...)
+    options: ClassVar[tuple[str, ...]] = ()      # names in ``sample_options`` it accepts
+    output: str = "image"                        # what it produces: picks the writers of ``gankit sample --out``
+
+    def require(self, command: str) -> None:
+        """A clear error when a command is used on a model it does not drive."""
+        if command not in self.commands:
+            users = sorted(name for name, cls in sampler_kinds.items() if command in cls.commands)
+            raise ConfigError(f"`gankit {command}` drives {' or '.join(users) or 'no'} models, but this checkpoint's "
+                              f"sampler is a {self.kind!r} one; use `gankit {' / '.join(self.commands)}` instead.")
+
+    def check_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        given = {k: v for k, v in given.items() if v is not None}
+        wrong = [k for k in given if k not in self.options]
+        if wrong:
+            flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+            valid = ", ".join("--" + k.replace("_", "-") for k in self.options) or "none"
+            raise ConfigError(f"{flags} does not apply to this {self.kind!r} model; its sampling options: {valid}.")
+        return given
+
+    @classmethod
+    def check_metrics(cls, names: Sequence[str]) -> None:
+        """Raise ``ConfigError`` for metrics this kind cannot compute (validation, before training)."""
+
+    def evaluate(self, request: EvalRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+# ---- noise -> samples ----------------------------------------------------------------------------------------
+
+@sampler_kinds.register("noise")
+class NoiseSampler(Sampler):
+    """G(z [, label]) with z ~ N(0, I): ``sampler(n, seed)`` is the metrics' contract, ``draw`` the CLI's.
+
+    output: "image" ([N, C, H, W] in [-1, 1]) or "points" ([N, D] vectors, e.g. the 2-D toys);
+    context: what the output's writers may show besides the samples (``centers`` of toy modes, ``real`` points).
+    """
+
+    kind = "noise"
+    commands = ("sample", "interpolate")
+    options = ("label",)
+
+    def __init__(self, generator: nn.Module, output: str = "image", context: dict | None = None):
+        self.G = generator
+        self.output = output
+        self.context = context or {}
+
+    def __call__(self, n: int, seed: int) -> torch.Tensor:
+        from .sample import sample
+        return sample(self.G, n, seed=seed)
+
+    def draw(self, n: int | None = None, seed: int = 0, seeds: Sequence[int] | None = None, label: int | None = None
+             ) -> torch.Tensor:
+        from .sample import sample
+        return sample(self.G, n=n, seed=seed, seeds=seeds, label=label)
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int, mode: str, label: int | None = None) -> torch.Tensor:
+        from .sample import interpolate
+        if self.output != "image":
+            raise ConfigError("Interpolation pictures are for image models; sample vectors with "
+                              "`gankit sample --out x.npy`.")
+        return interpolate(self.G, seed_a, seed_b, steps=steps, mode=mode, label=label)
+
+    @classmethod
+    def check_metrics(cls, names: Sequence[str]) -> None:
+        from .metrics import metrics as metric_specs
+        paired = [m for m in names if metric_specs.get(str(m).partition("@")[0]).output == "pairs"]
+        if paired:
+            raise ConfigError(f"Metrics {paired} score image-to-image translators (pix2pix, cyclegan); this model "
+                              f"samples from noise (use fid, kid, is, pr, dc, modes or toy).")
+
+    def evaluate(self, r: EvalRequest) -> dict[str, Any]:
+        from .metrics import evaluate
+        if r.direction or r.ref_b:
+            raise ConfigError("--direction and --ref-b apply to translation (pix2pix / CycleGAN) checkpoints.")
+        ref, options = r.ref, {}
+        if r.data is not None:
+            ref = ref or r.data.spec
+            options = {"root": r.data.root, "split": r.data.split}
+        options.update({k: v for k, v in (("split", r.split), ("root", r.root)) if v})
+        return evaluate(r.metrics or "fid", self, ref, r.n, extractor=r.extractor, n_ref=r.n_ref, seed=r.seed,
+                        batch_size=r.batch_size, device=r.device, inception_weights=r.inception_weights,
+                        verify_weights=r.verify_weights, download=r.download, cache=r.cache,
+                        data_options=options, progress=r.progress, fid_bootstrap=r.bootstrap,
+                        extractors=r.extractors, **r.options)
+
+
+# ---- writers of `gankit sample --out` -------------------------------------------------------------------------
+
+def write_samples(sampler: Sampler, samples: torch.Tensor, path: Path, names: list[str], nrow: int | None) -> None:
+    """Write samples in the format ``path``'s suffix names, for the sampler's kind of output."""
+    key = f"{sampler.output}:{path.suffix}"
+    for candidate in (key, f"*:{path.suffix}"):
+        if candidate in output_formats:
+            return output_formats.get(candidate)(samples, path, sampler=sampler, names=names, nrow=nrow)
+    valid = sorted(k.split(":", 1)[1] or "a folder" for k in output_formats
+                   if k.split(":", 1)[0] in (sampler.output, "*"))
+    raise ConfigError(f"--out {str(path)!r}: {sampler.output} samples can be written as {', '.join(valid)}.")
+
+
+@output_formats.register("*:.npy")
+def _write_npy(samples: torch.Tensor, path: Path, **_: Any) -> None:
+    buf = io.BytesIO()
+    np.save(buf, samples.numpy())
+    atomic_write_bytes(path, buf.getvalue())
+
+
+@output_formats.register("image:.png")
+def _write_grid(samples: torch.Tensor, path: Path, nrow: int | None = None, **_: Any) -> None:
+    from .sample import save_grid
+    save_grid(samples, path, nrow=nrow)
+
+
+@output_formats.register("image:")
+def _write_folder(samples: torch.Tensor, path: Path, names: list[str], **_: Any) -> None:
+    from .sample import save_images
+    save_images(samples, path, names)
+
+
+@output_formats.register("points:.png")
+def _write_scatter(samples: torch.Tensor, path: Path, sampler: Sampler, **_: Any) -> None:
+    from .sample import scatter_png
+    ctx = getattr(sampler, "context", {})
+    scatter_png(samples, path, centers=ctx.get("centers"), title=f"{len(samples)} samples")
