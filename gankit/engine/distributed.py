@@ -44,14 +44,14 @@ What we found (torch 2.14, gloo on the CPU; references in brackets):
   above every trainable parameter is used in each synced backward. A network with a conditionally unused part
   passes ``find_unused_parameters=True`` to ``wrap_ddp``.
 * Buffers are NOT synced in each forward (``forward_sync_buffers=False``; on a torch without it,
-  ``broadcast_buffers=False`` plus our own broadcast at wrap time): the sync is a collective inside every
-  forward (a hang if ranks ever call a net a different number of times, and a cost per call), and it writes in
-  place into buffers that an earlier forward of the same step may have saved for backward (spectral norm's u, eval-mode batch norm).
-  Buffers start equal (synced at construction); spectral-norm vectors then stay equal because weights do;
+  ``broadcast_buffers=False`` plus our own broadcast at wrap time): the sync is a collective inside every forward
+  (a hang if ranks ever call a net a different number of times, and a cost per call), and it writes in place into
+  buffers that an earlier forward of the same step may have saved for backward (spectral norm's u, eval-mode batch
+  norm). Buffers start equal (synced at construction); spectral-norm vectors then stay equal because weights do;
   SyncBatchNorm's running statistics are computed from all-reduced moments, so they stay equal too. On the CPU
-  plain batch norm keeps per-rank running statistics (rank 0's are checkpointed). StyleGAN2-ADA also turns
-  buffer broadcasting off. (The known in-place error of two D calls with broadcasting on did not reproduce with
-  CPU batch norm.)
+  plain batch norm keeps per-rank running statistics (rank 0's are checkpointed). StyleGAN2-ADA also turns buffer
+  broadcasting off. (The known in-place error of two D calls with broadcasting on did not reproduce with CPU batch
+  norm.)
 * The double backward may warn "Grad strides do not match bucket view strides" once: a gradient of a [1, C]
   weight built by the second-order path has strides (1, 1). Harmless (a copy into the bucket).
 
