@@ -311,3 +311,125 @@ def test_extractors_dict_is_filled_for_reuse(clf_path):
     second = evaluate("is", gen, extractor=f"classifier:{clf_path}", extractors=cache, device="cpu", is_splits=2)
     assert cache[f"classifier:{clf_path}"] is built and first["metrics"] == second["metrics"]
     assert first["metric_protocols"]["is"]["extractor"]["resolution"] == 32       # 8x8 input resized to 32
+
+
+# ---- sharded over several processes (the trainer under DDP) ---------------------------------------------------
+
+class ThreadShard:
+    """The ``Shard`` protocol for ranks that are threads of this process: all_gather through a barrier."""
+
+    def __init__(self, rank, world_size, board, barrier):
+        self.rank, self.world_size, self.board, self.barrier = rank, world_size, board, barrier
+
+    def all_gather(self, obj):
+        self.barrier.wait()
+        self.board[self.rank] = obj
+        self.barrier.wait()
+        out = list(self.board)
+        self.barrier.wait()            # nobody overwrites the board before everyone has read it
+        return out
+
+
+def on_threads(world_size, fn):
+    """[fn(shard) for each rank], the ranks running at once as threads."""
+    import threading
+    board, barrier = [None] * world_size, threading.Barrier(world_size, timeout=60)
+    results, errors = [None] * world_size, []
+
+    def body(rank):
+        try:
+            results[rank] = fn(ThreadShard(rank, world_size, board, barrier))
+        except BaseException as e:      # noqa: BLE001
+            errors.append(e)
+            barrier.abort()
+    threads = [threading.Thread(target=body, args=(r,)) for r in range(world_size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_sharded_statistics_equal_one_process():
+    from gankit.metrics.sources import GeneratorSource, extract
+    wants = {"tiny": {"features": (True, True), "logits": (True, False)}}
+
+    def stats(shard, n, batch_size):
+        source = GeneratorSource(images, n, seed=3, batch_size=batch_size)
+        return extract(source, {"tiny": TinyExtractor()}, wants, shard=shard)["tiny"]
+
+    # 7 batches over 2 ranks (4 + 3, the short one last); 2 batches over 3 ranks (rank 2 extracts nothing);
+    # 5 rows <= 6 dimensions (the exact low-rank factor FID uses then).
+    for world_size, n, batch_size in ((2, 65, 10), (3, 15, 8), (2, 5, 2)):
+        one = stats(None, n, batch_size)
+        for got in on_threads(world_size, lambda s: stats(s, n, batch_size)):
+            assert got["features"].n == got["logits"].n == n
+            assert torch.equal(got["features"].features(), one["features"].features())   # global order
+            for out in ("features", "logits"):
+                assert np.allclose(got[out].mean(), one[out].mean(), rtol=1e-12, atol=0)
+                assert np.allclose(got[out].cov(), one[out].cov(), rtol=1e-12, atol=1e-15)
+            f1, f2 = got["logits"].factor(), one["logits"].factor()
+            assert (f1 is None) == (f2 is None) and (f1 is None or torch.equal(f1, f2))
+
+
+def test_sharded_evaluate_equals_one_process_and_splits_the_work():
+    calls = []
+
+    def gen(n, seed):
+        calls.append(seed)
+        return images(n, seed)
+
+    ref = images(50, 8, shift=0.1)
+    kw = dict(n_gen=45, batch_size=10, seed=5, kid_subsets=4, kid_subset_size=20, is_splits=2)
+    one = run("fid,kid,pr,is", gen, ref, **kw)
+    calls.clear()
+    cards = on_threads(2, lambda shard: run("fid,kid,pr,is", gen, ref, shard=shard, **kw))
+    # Rank 0 also makes batch 0 for shape(): it keeps it, so every seed is drawn once.
+    assert sorted(calls) == [5, 6, 7, 8, 9]
+    for card in cards:
+        m = card["metrics"]
+        assert m["fid"] == pytest.approx(one["metrics"]["fid"], rel=1e-10)
+        assert {k: v for k, v in m.items() if k != "fid"} == {k: v for k, v in one["metrics"].items() if k != "fid"}
+        assert card["metric_protocols"] == one["metric_protocols"]      # comparable with a 1-process card
+        assert card["protocol"]["sharding"] == {"world_size": 2, "batches": "i % world_size == rank"}
+
+
+def _sharded_gloo_eval(rank, world_size, ref):
+    import gankit.metrics.reference as reference
+    from gankit.engine.distributed import init_world
+    world = init_world("cpu")
+
+    def gen(n, seed):
+        return images(n, seed)[:, :1].repeat_interleave(4, 2).repeat_interleave(4, 3)     # [n, 1, 32, 32]
+
+    kw = dict(n_gen=50, batch_size=16, n_ref=120, kid_subsets=3, kid_subset_size=40)
+    one = run("fid,kid", gen, ref, cache=False, **kw)
+    saved, save_stats = [], reference.save_stats
+    reference.save_stats = lambda *a, **k: (saved.append(rank), save_stats(*a, **k))[1]
+    rows = []
+    for _ in range(2):                                             # the second finds the cache rank 0 wrote
+        tiny = TinyExtractor()
+        card = run("fid,kid", gen, ref, tiny=tiny, shard=world.metrics_shard(), **kw)
+        rows.append(sum(len(x) for x in tiny.seen))
+    return {"one": one["metrics"], "sharded": card["metrics"], "saved": saved, "rows": rows}
+
+
+def test_sharded_evaluate_on_two_gloo_processes(tmp_path, monkeypatch):
+    from PIL import Image
+    from dist_harness import run_world
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "ref"                       # a data spec (cached), loaded without sklearn's slow import
+    folder.mkdir()
+    for i, img in enumerate(to_uint8(images(120, 8, shift=0.1))[:, 0].repeat_interleave(4, 1).repeat_interleave(4, 2)):
+        Image.fromarray(img.numpy()).save(folder / f"{i:03d}.png")
+    r0, r1 = run_world(_sharded_gloo_eval, 2, tmp_path, str(folder))
+    for r in (r0, r1):
+        assert r["sharded"]["fid"] == pytest.approx(r["one"]["fid"], rel=1e-10)
+        assert (r["sharded"]["kid"], r["sharded"]["kid_std"]) == (r["one"]["kid"], r["one"]["kid_std"])
+    assert r0["sharded"] == r1["sharded"]
+    assert r0["saved"] == [0] and r1["saved"] == []                # the cache file has one writer
+    assert len(list((tmp_path / "cache" / "refstats").glob("*.npz"))) == 1
+    # 50 generated in batches of 16: batches 0, 2 (32 rows) and 1, 3 (18); 120 reference: 64 and 56 rows.
+    assert r0["rows"] == [32 + 64, 32] and r1["rows"] == [18 + 56, 18]

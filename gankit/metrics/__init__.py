@@ -9,7 +9,7 @@ modes (classifier mode counts, stacked MNIST), toy (2-D mixtures), and psnr, ssi
 extractors: inception (the standard FID Inception-v3 via torch-fidelity) and classifier:PATH (gankit's own small
 CNN). The protocol that makes numbers comparable with papers is in docs/metrics.md.
 """
-from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, exact_float32, extractors, make_extractor,
+from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, Shard, exact_float32, extractors, make_extractor,
                    metric_names, metrics)
 # Importing the modules registers their metrics and extractors.
 from . import classifier, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401  (registration)
@@ -27,7 +27,7 @@ from .toy import toy_metrics
 from .translation import evaluate_translation
 
 __all__ = [
-    "ClassifierExtractor", "EvalOptions", "Extractor", "FeatureStats", "InceptionExtractor", "MetricSpec",
+    "ClassifierExtractor", "EvalOptions", "Extractor", "FeatureStats", "InceptionExtractor", "MetricSpec", "Shard",
     "compare_cards", "compute_reference_file", "evaluate", "evaluate_translation", "extractors", "fid_bootstrap",
     "fid_from_stats", "find_inception_weights",
     "format_table", "frechet_distance", "inception_score", "kernel_inception_distance", "knn_radii",

@@ -17,7 +17,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -92,6 +92,31 @@ def make_extractor(spec: str, **options: Any) -> Extractor:
     (device, batch_size, inception_weights, verify_weights, download); factories ignore options they lack."""
     name, arg = parse_extractor_spec(spec)
     return extractors.get(name)(arg, **options)
+
+
+# ---- sharding over processes ---------------------------------------------------------------------------------
+
+@runtime_checkable
+class Shard(Protocol):
+    """Where this process stands in a multi-process evaluation (``gankit.engine.distributed.World.metrics_shard``).
+
+    Every rank calls ``evaluate`` with the same arguments; rank r extracts the batches i with
+    ``i % world_size == r`` and ``all_gather`` (a collective: every rank calls it, in the same order) brings the
+    statistics of all ranks to each. Metrics import nothing from the engine: any object with these three
+    members will do (a test passes a fake).
+    """
+
+    rank: int
+    world_size: int
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """[obj of rank 0, obj of rank 1, ...] on every rank; obj is picklable."""
+        ...
+
+
+def shard_size(shard: Shard | None) -> int:
+    """1 without a shard (one process), else the number of ranks."""
+    return 1 if shard is None else int(shard.world_size)
 
 
 # ---- streaming statistics ------------------------------------------------------------------------------------
@@ -180,6 +205,58 @@ class FeatureStats:
             st._chunks = [torch.from_numpy(np.asarray(features, np.float32))]
         return st
 
+    # ---- merging the statistics of several processes ----
+
+    def shard_payload(self) -> dict[str, Any]:
+        """This process's part as CPU tensors, for ``from_shards`` on every rank: moments (n, mean, centred
+        scatter) rather than rows, plus the rows that are kept (features; the N <= D low-rank rows)."""
+        if self._fixed:
+            raise RuntimeError("statistics read from a file are not sharded")
+        if self.with_moments:
+            self._merge_pending()
+        return {"n": self.n,
+                "mean": None if self._mean is None else self._mean.cpu(),
+                "m2": None if self._m2 is None else self._m2.cpu(),
+                "features": torch.cat(self._chunks) if self._chunks else None,
+                "small": None if self._small is None else (torch.cat(self._small) if self._small else [])}
+
+    @classmethod
+    def from_shards(cls, payloads: list[dict[str, Any]], batches: list[list[tuple[int, int]]], *,
+                    keep_features: bool, with_moments: bool, device: torch.device) -> "FeatureStats":
+        """The statistics one process would have computed over every rank's batches.
+
+        ``payloads[r]``: rank r's ``shard_payload()``; ``batches[r]``: its (global batch index, rows) in the
+        order it appended them. Moments merge with the same pairwise update as the blocks (Chan et al. 1979),
+        in rank order: equal to one process up to float64 rounding (~1e-15 relative; the blocks differ). Kept
+        rows are put back into global batch order, so features are identical to one process's.
+        """
+        st = cls(keep_features=keep_features, with_moments=with_moments)
+        st.device = device
+        st.n = sum(p["n"] for p in payloads)
+        if with_moments:
+            for p in payloads:
+                if not p["n"]:
+                    continue
+                mean_b, m2_b = p["mean"].to(device), p["m2"].to(device)
+                if st._mean is None:
+                    st._mean, st._m2, n_a = mean_b.clone(), m2_b.clone(), p["n"]
+                    continue
+                n_b = p["n"]
+                n = n_a + n_b
+                delta = mean_b - st._mean
+                st._mean = st._mean + delta * (n_b / n)
+                st._m2 += m2_b
+                st._m2.addr_(delta, delta, alpha=n_a * n_b / n)
+                n_a = n
+        if keep_features:
+            st._chunks = [_in_global_order([p["features"] for p in payloads], batches)]
+        elif all(p["small"] is not None for p in payloads):
+            rows = _in_global_order([p["small"] for p in payloads], batches)
+            st._small = [rows] if len(rows) <= rows.shape[1] else None
+        else:
+            st._small = None                     # some rank already had more rows than dimensions
+        return st
+
     @property
     def dim(self) -> int:
         return len(self.mean())
@@ -230,6 +307,18 @@ class FeatureStats:
     def _check(self) -> None:
         if self.n == 0 or (self._mean is None and not self._pending):
             raise ConfigError("No samples were given: statistics of an empty set are undefined.")
+
+
+def _in_global_order(parts: list[Any], batches: list[list[tuple[int, int]]]) -> torch.Tensor:
+    """Concatenate ranks' rows [n_r, D] batch by batch in global batch-index order."""
+    pieces: list[tuple[int, torch.Tensor]] = []
+    for rows, order in zip(parts, batches):
+        if not order:
+            continue
+        sizes = [size for _, size in order]
+        pieces += [(index, chunk) for (index, _), chunk in zip(order, rows.split(sizes))]
+    pieces.sort(key=lambda item: item[0])
+    return torch.cat([chunk for _, chunk in pieces])
 
 
 # ---- metric specs --------------------------------------------------------------------------------------------

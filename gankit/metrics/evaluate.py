@@ -27,7 +27,8 @@ import torch
 from ..version import __version__
 from ..io import atomic_write_text
 from ..errors import ConfigError, DataError
-from .base import EvalOptions, Extractor, MetricSpec, make_extractor, parse_extractor_spec, resolve_device
+from .base import (EvalOptions, Extractor, MetricSpec, Shard, make_extractor, parse_extractor_spec, resolve_device,
+                   shard_size)
 from .base import metrics as metric_registry
 from .reference import reference_stats
 from .sources import Wants, extract, image_source
@@ -63,7 +64,8 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
              device: str | torch.device | None = None, inception_weights: str | os.PathLike | None = None,
              verify_weights: bool | None = None, download: bool = True, cache: bool = True,
              data_options: dict[str, Any] | None = None, ref_seed: int = 0, progress: bool = False,
-             extractors: dict[str, Extractor] | None = None, **options: Any) -> dict[str, Any]:
+             extractors: dict[str, Extractor] | None = None, shard: Shard | None = None,
+             **options: Any) -> dict[str, Any]:
     """Compute ``metrics`` ("fid,kid" or a list) for ``gen`` against ``ref``; returns numbers and their protocol.
 
     gen: callable ``(n, seed) -> float [n, C, H, W] in [-1, 1]`` (called in batches with seed = seed +
@@ -75,6 +77,11 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
     options: fields of ``EvalOptions`` (kid_subsets, kid_subset_size, is_splits, pr_k, dc_k, fid_bootstrap,
          rng_seed, ...). ``extractors``: a dict {spec: Extractor}; evaluate uses the ones in it and adds those
          it builds, so a caller that keeps the dict (the trainer) loads the Inception weights once.
+    shard: several processes share the work (``base.Shard``: rank, world_size, all_gather; the trainer passes
+         ``World.metrics_shard()``). Every rank calls evaluate with the same arguments, extracts the batches
+         i with i % world_size == rank of the generated images and of a reference that is not cached, and gets
+         the same card as one process would (statistics merged across ranks; cache files written by rank 0).
+         Rank 0 builds the extractors first (a weights download happens once), then the others.
     """
     start = time.perf_counter()
     try:
@@ -99,10 +106,25 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
 
     # ---- extractors and what each must produce -------------------------------------------------------------
     built = extractors if extractors is not None else {}
-    for _, ext in requests:
-        if ext not in built:
-            built[ext] = make_extractor(ext, device=dev, batch_size=batch_size, inception_weights=inception_weights,
-                                        verify_weights=verify_weights, download=download)
+    sharded = shard_size(shard) > 1
+    if sharded and shard.rank != 0:
+        # Wait for rank 0 to have fetched and checked the weights; its failure is everybody's (no rank is left
+        # waiting in a collective that rank 0 never reaches).
+        failure = shard.all_gather(None)[0]
+        if failure:
+            raise ConfigError(f"Rank 0 could not build the feature extractors: {failure}")
+    try:
+        for _, ext in requests:
+            if ext not in built:
+                built[ext] = make_extractor(ext, device=dev, batch_size=batch_size,
+                                            inception_weights=inception_weights, verify_weights=verify_weights,
+                                            download=download)
+    except Exception as e:
+        if sharded and shard.rank == 0:
+            shard.all_gather(f"{type(e).__name__}: {e}")
+        raise
+    if sharded and shard.rank == 0:
+        shard.all_gather(None)
     gen_wants: Wants = {}
     ref_wants: Wants = {}
     for spec, ext in requests:
@@ -115,8 +137,12 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
             _want(ref_wants, ext, spec.output, True, spec.keeps_ref(opts))
 
     # ---- generated images: one pass feeds every extractor ----------------------------------------------------
-    channels, height, width = gen_source.shape()
-    gen_stats = extract(gen_source, built, gen_wants, progress, "generated")
+    if sharded:
+        # Rank 0's shape for all: on the others shape() would generate batch 0, which is not theirs.
+        channels, height, width = shard.all_gather(gen_source.shape() if shard.rank == 0 else None)[0]
+    else:
+        channels, height, width = gen_source.shape()
+    gen_stats = extract(gen_source, built, gen_wants, progress, "generated", shard=shard)
 
     # ---- reference: cache, file, or one pass -----------------------------------------------------------------
     ref_stats, ref_desc = {}, None
@@ -128,7 +154,8 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
         data_opts = {"resolution": height if height == width else 0, "channels": channels,
                      **(data_options or {})}
         ref_stats, ref_desc = reference_stats(ref, built, ref_wants, n=n_ref, seed=ref_seed, batch_size=batch_size,
-                                              data_options=data_opts, cache=cache, progress=progress)
+                                              data_options=data_opts, cache=cache, progress=progress,
+                                              shard=shard)
 
     # ---- numbers, each with its protocol ---------------------------------------------------------------------
     values: dict[str, Any] = {}
@@ -146,8 +173,9 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
                            "n_gen": gen_st.n, "params": spec.params(opts), **extra}
         if spec.needs_ref:
             per_metric[key].update(n_ref=ref_st.n, reference=_reference_identity(ref_desc))
+    sharding = {"sharding": {"world_size": shard_size(shard), "batches": "i % world_size == rank"}} if sharded else {}
     return _card(values, per_metric, {
-        "extractors": {ext: built[ext].protocol() for ext in {e for _, e in requests}},
+        **sharding, "extractors": {ext: built[ext].protocol() for ext in {e for _, e in requests}},
         "generated": gen_source.describe(), "reference": ref_desc, "n_gen": gen_source.n,
         "n_ref": ref_desc.get("n") if ref_desc else None, "image_shape": [channels, height, width],
         "quantisation": QUANTISATION, "statistics_dtype": "float64", "device": str(dev),

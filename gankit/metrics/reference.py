@@ -24,7 +24,7 @@ import numpy as np
 from ..version import __version__
 from ..io import atomic_write
 from ..errors import ConfigError, DataError
-from .base import Extractor, FeatureStats, cache_dir
+from .base import Extractor, FeatureStats, Shard, cache_dir
 from .sources import DatasetSource, ImageSource, Wants, extract, image_source
 
 FORMAT = "gankit-ref-stats"
@@ -93,21 +93,23 @@ def load_reference_dataset(spec: str, options: dict[str, Any]) -> Any:
 
 
 def reference_stats(ref: Any, extractors: dict[str, Extractor], wants: Wants, *, n: int | None, seed: int,
-                    batch_size: int, data_options: dict[str, Any], cache: bool = True, progress: bool = False
-                    ) -> tuple[dict[str, dict[str, FeatureStats]], dict[str, Any]]:
+                    batch_size: int, data_options: dict[str, Any], cache: bool = True, progress: bool = False,
+                    shard: Shard | None = None) -> tuple[dict[str, dict[str, FeatureStats]], dict[str, Any]]:
     """Statistics of the reference for every wanted extractor output, and a description of the reference.
 
     ``ref``: an npz written by ``gankit ref`` (one extractor), a data spec string, a tensor, or a dataset.
+    ``shard``: extract the reference over several ranks like the generated images (``sources.extract``); the
+    cache is used only if every rank finds it, and written by rank 0 only.
     """
     if isinstance(ref, (str, Path)) and str(ref).endswith(".npz"):
         return _from_npz(Path(ref), extractors, wants)
     if isinstance(ref, (str, Path)):
         return _from_spec(str(ref), extractors, wants, n=n, seed=seed, batch_size=batch_size,
-                          data_options=data_options, cache=cache, progress=progress)
+                          data_options=data_options, cache=cache, progress=progress, shard=shard)
     source = image_source(ref, n, seed, batch_size, "reference")
     if not isinstance(source, (DatasetSource,)) and n is not None and source.n < n:
         raise ConfigError(f"Asked for {n} reference images, but the reference holds {source.n}.")
-    stats = extract(source, extractors, wants, progress, "reference")
+    stats = extract(source, extractors, wants, progress, "reference", shard=shard)
     return stats, {**source.describe(), "n": source.n}
 
 
@@ -139,7 +141,7 @@ def cache_key(identity: dict[str, Any]) -> str:
 
 
 def _from_spec(spec: str, extractors: dict[str, Extractor], wants: Wants, *, n, seed, batch_size, data_options,
-               cache, progress):
+               cache, progress, shard=None):
     data_id = data_identity(spec, data_options)
     subset = {"n": n, "subset_seed": seed}
     description = {"kind": "data", **data_id, **subset}
@@ -158,13 +160,21 @@ def _from_spec(spec: str, extractors: dict[str, Extractor], wants: Wants, *, n, 
                     stats[ext_spec] = {"features": cached}
                     continue
         missing[ext_spec] = outs
+    if shard is not None and shard.world_size > 1:
+        # All ranks must take the same branch (extraction is a collective): a file one rank sees and another
+        # does not (written meanwhile, or a cache folder per machine) means extracting on all of them.
+        found = shard.all_gather(sorted(stats))
+        common = set.intersection(*(set(f) for f in found))
+        for ext_spec in [e for e in stats if e not in common]:
+            missing[ext_spec] = wants[ext_spec]
+            del stats[ext_spec]
     if missing:
         dataset = load_reference_dataset(spec, data_options)
         source = DatasetSource(dataset, n, seed, batch_size, description=data_id)
-        fresh = extract(source, extractors, missing, progress, "reference")
+        fresh = extract(source, extractors, missing, progress, "reference", shard=shard)
         for ext_spec, outs in fresh.items():
             stats[ext_spec] = outs
-            if ext_spec in paths:
+            if ext_spec in paths and (shard is None or shard.rank == 0):     # one writer
                 save_stats(paths[ext_spec], outs["features"], {
                     "extractor": extractors[ext_spec].identity(), "extractor_protocol": extractors[ext_spec].protocol(),
                     "reference": {**description, "n": outs["features"].n}, "gankit_version": __version__})

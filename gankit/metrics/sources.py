@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..images import to_uint8
-from .base import Extractor, FeatureStats
+from .base import Extractor, FeatureStats, Shard, shard_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
@@ -42,6 +42,17 @@ class ImageSource:
 
     def batches(self) -> Iterator[torch.Tensor]:
         raise NotImplementedError
+
+    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """(batch index, batch) for the batches i with ``i % world_size == rank``, in order.
+
+        Round robin rather than contiguous blocks: every rank gets the same number of batches to within one
+        (the short last batch included), whatever N. This default reads every batch and drops the others';
+        the sources below make only their own.
+        """
+        for index, img in enumerate(self.batches()):
+            if index % world_size == rank:
+                yield index, img
 
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images."""
@@ -70,12 +81,18 @@ class GeneratorSource(ImageSource):
         return img
 
     def batches(self) -> Iterator[torch.Tensor]:
-        for index in range((self.n + self.batch_size - 1) // self.batch_size):
+        for _, img in self.shard_batches(0, 1):
+            yield img
+
+    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        # Seeds follow the global batch index, so N ranks generate exactly the images one process would.
+        for index in range(rank, (self.n + self.batch_size - 1) // self.batch_size, world_size):
             if index == 0 and self._first is not None:
                 img, self._first = self._first, None
             else:
                 img = self._batch(index)
-            yield img
+            yield index, img
+        self._first = None              # shape() on a rank without batch 0 made it: not needed any more
 
     def shape(self) -> tuple[int, int, int]:
         if self._first is None:
@@ -98,8 +115,13 @@ class TensorSource(ImageSource):
         self.n, self.batch_size, self.name = len(self.images), batch_size, name
 
     def batches(self) -> Iterator[torch.Tensor]:
-        for chunk in self.images.split(self.batch_size):
-            yield as_uint8(chunk, f"The {self.name}")
+        for _, img in self.shard_batches(0, 1):
+            yield img
+
+    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        for index, chunk in enumerate(self.images.split(self.batch_size)):
+            if index % world_size == rank:
+                yield index, as_uint8(chunk, f"The {self.name}")
 
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
@@ -149,13 +171,19 @@ class FolderSource(ImageSource):
         self._shape: tuple[int, int, int] | None = None
 
     def batches(self) -> Iterator[torch.Tensor]:
-        for start in range(0, self.n, self.batch_size):
+        for _, img in self.shard_batches(0, 1):
+            yield img
+
+    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        for index, start in enumerate(range(0, self.n, self.batch_size)):
+            if index % world_size != rank:
+                continue
             imgs = [read_image(p) for p in self.files[start:start + self.batch_size]]
             shapes = {tuple(i.shape) for i in imgs} | ({self.shape()} if start else set())
             if len(shapes) > 1:
                 raise DataError(f"Images in {str(self.folder)!r} differ in size or channels ({sorted(shapes)}); "
                                 f"metrics need one size: resize them first.")
-            yield torch.stack(imgs)
+            yield index, torch.stack(imgs)
 
     def shape(self) -> tuple[int, int, int]:
         if self._shape is None:
@@ -186,7 +214,13 @@ class DatasetSource(ImageSource):
                              "subset": subset}
 
     def batches(self) -> Iterator[torch.Tensor]:
-        for start in range(0, self.n, self.batch_size):
+        for _, img in self.shard_batches(0, 1):
+            yield img
+
+    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        for index, start in enumerate(range(0, self.n, self.batch_size)):
+            if index % world_size != rank:
+                continue
             idx = torch.from_numpy(self.indices[start:start + self.batch_size])
             stored = getattr(self.dataset, "tensors", {}).get("image")
             if stored is not None and stored.dtype == torch.uint8:
@@ -195,7 +229,7 @@ class DatasetSource(ImageSource):
                 img = self.dataset.get_batch(idx)["image"]
             else:
                 img = torch.stack([self.dataset[int(i)]["image"] for i in idx])
-            yield as_uint8(img, "The reference dataset")
+            yield index, as_uint8(img, "The reference dataset")
 
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.dataset[int(self.indices[0])]["image"].shape)
@@ -224,19 +258,36 @@ Wants = dict[str, dict[str, tuple[bool, bool]]]   # extractor spec -> output -> 
 
 
 def extract(source: ImageSource, extractors: dict[str, Extractor], wants: Wants,
-            progress: bool = False, desc: str = "") -> dict[str, dict[str, FeatureStats]]:
-    """One pass over ``source``: every batch goes through every extractor, feeding every statistic wanted."""
+            progress: bool = False, desc: str = "", shard: Shard | None = None) -> dict[str, dict[str, FeatureStats]]:
+    """One pass over ``source``: every batch goes through every extractor, feeding every statistic wanted.
+
+    With a ``shard`` of several ranks, this rank extracts only its batches (``ImageSource.shard_batches``) and
+    the ranks' statistics are then merged on every rank (``FeatureStats.from_shards``): each ends with what one
+    process would have computed. Every rank must call it with the same source and wants (a collective).
+    """
     stats = {e: {out: FeatureStats(keep_features=keep, with_moments=moments)
                  for out, (moments, keep) in outs.items()} for e, outs in wants.items()}
-    batches: Iterator[torch.Tensor] = source.batches()
-    if progress:
+    world = shard_size(shard)
+    rank = shard.rank if shard is not None else 0
+    batches: Iterator[tuple[int, torch.Tensor]] = source.shard_batches(rank, world)
+    if progress and rank == 0:
         from tqdm import tqdm
-        batches = tqdm(batches, total=-(-source.n // max(1, getattr(source, "batch_size", 64))), desc=desc,
-                       unit="batch", leave=False)
-    for img in batches:
+        n_batches = -(-source.n // max(1, getattr(source, "batch_size", 64)))
+        batches = tqdm(batches, total=len(range(rank, n_batches, world)), desc=desc, unit="batch", leave=False)
+    order: list[tuple[int, int]] = []          # (global batch index, rows) of the batches this rank extracted
+    for index, img in batches:
+        order.append((index, len(img)))
         for spec, outs in wants.items():
             feats = extractors[spec](img)
             for out in outs:
                 stats[spec][out].append(feats[out])
-    return stats
-
+    if world == 1:
+        return stats
+    # One collective for everything: [(order, {spec: {output: payload}}) of rank 0, of rank 1, ...].
+    parts = shard.all_gather((order, {e: {out: st.shard_payload() for out, st in outs.items()}
+                                      for e, outs in stats.items()}))
+    orders = [p[0] for p in parts]
+    return {e: {out: FeatureStats.from_shards([p[1][e][out] for p in parts], orders,
+                                              keep_features=st.keep_features, with_moments=st.with_moments,
+                                              device=st.device)
+                for out, st in outs.items()} for e, outs in stats.items()}
