@@ -34,7 +34,8 @@ def cli() -> None:
 @click.option("--config", "config_file", default=None, type=click.Path(), help="YAML/JSON file of config values.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
 @click.option("--kimg", type=float, default=None, help="Training length in thousands of real images (may be fractional).")
-@click.option("--batch", type=int, default=None, help="Batch size.")
+@click.option("--batch", type=int, default=None, help="Batch size per process (under DDP the global batch is "
+                                                     "this x the number of processes).")
 @click.option("--seed", type=int, default=None, help="Random seed.")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", default="runs", show_default=True, help="Folder that holds the numbered run directories.")
@@ -57,7 +58,7 @@ def train(preset, data, data_b, data_root, download, resolution, direction, conf
         from .engine.distributed import launch_torchrun
         if gpus < 1:
             raise ConfigError(f"--gpus must be at least 1, got {gpus}.")
-        sys.exit(launch_torchrun(gpus, _argv_without_gpus(sys.argv[1:])))
+        sys.exit(launch_torchrun(gpus, sys.argv[1:]))
     if resume is not None and init_from is not None:
         raise ConfigError("--resume continues a run; --init-from starts a new run from another run's weights. "
                           "Give one of them.")
@@ -186,21 +187,6 @@ def _sampling_commands() -> list[click.Command]:
         click.echo(f"Wrote {steps} interpolation steps to {out_path}")
 
     return [sample, interpolate]
-
-
-def _argv_without_gpus(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for i, a in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if a == "--gpus":
-            skip = True
-            continue
-        if a.startswith("--gpus="):
-            continue
-        out.append(a)
-    return out
 
 
 # ---- presets / info ----------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class TrainConfig:
     # One entry per optimiser the recipe declares (recipe.optimizers()): opt.G.lr=1e-4, opt.D.betas=[0, 0.9].
     opt: dict[str, OptConfig] = field(default_factory=_default_opts)
 
-    batch_size: int = 64            # images per step and rank-0-equivalent batch: the global batch under DDP
+    batch_size: int = 64            # real images per batch and process (under DDP the global batch is x ranks)
     kimg: float = 10.0              # training length in thousands of real images drawn from the data
     d_steps: int = 1                # discriminator updates per generator update (recipes' default phases)
     ema_kimg: float = 0.0           # EMA half-life of the generator in kimg (0 = no EMA)

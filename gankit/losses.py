@@ -65,17 +65,24 @@ _register("lsgan",
           doc="Mao et al. 2017 eq. 2, targets a=0, b=1, c=1")
 
 
-def interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """x_hat = alpha * real + (1 - alpha) * fake with alpha ~ U[0, 1] per sample (Gulrajani et al. 2017, Alg. 1 l. 6)."""
+def interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None,
+                alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """x_hat = alpha * real + (1 - alpha) * fake with alpha ~ U[0, 1] per sample (Gulrajani et al. 2017, Alg. 1 l. 6).
+
+    ``alpha`` [N] may be given (drawn by the caller, e.g. ``StepContext.rand`` so that DDP ranks draw their
+    slice of one global draw); else it is drawn here from ``generator``.
+    """
     alpha_shape = (real.shape[0],) + (1,) * (real.dim() - 1)  # [N, 1, 1, 1] for images, [N, 1] for vectors
-    alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype, generator=generator)
+    if alpha is None:
+        alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype, generator=generator)
+    alpha = alpha.to(real.dtype).reshape(alpha_shape)
     return alpha * real.detach() + (1.0 - alpha) * fake.detach()
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, alpha: torch.Tensor | None = None) -> torch.Tensor:
     """E[(||grad_x_hat D(x_hat)||_2 - 1)^2] on random interpolates (Gulrajani et al. 2017, eq. 3)."""
-    x_hat = interpolate(real, fake, generator).requires_grad_(True)
+    x_hat = interpolate(real, fake, generator, alpha).requires_grad_(True)
     score = critic(x_hat)
     (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
     grad_norm = grad.flatten(1).norm(2, dim=1)  # [N]

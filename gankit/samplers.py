@@ -81,6 +81,7 @@ class EvalRequest:
     bootstrap: int = 0
     progress: bool = False
     extractors: dict | None = None               # kept by the trainer so weights load once
+    shard: Any = None                            # gankit.metrics.Shard under torchrun: extraction split over ranks
     options: dict = field(default_factory=dict)  # further metric options (EvalOptions fields)
 
 
@@ -172,7 +173,7 @@ class NoiseSampler(Sampler):
                         batch_size=r.batch_size, device=r.device, inception_weights=r.inception_weights,
                         verify_weights=r.verify_weights, download=r.download, cache=r.cache,
                         data_options=options, progress=r.progress, fid_bootstrap=r.bootstrap,
-                        extractors=r.extractors, **r.options)
+                        extractors=r.extractors, shard=r.shard, **r.options)
 
 
 # ---- writers of `gankit sample --out` -------------------------------------------------------------------------

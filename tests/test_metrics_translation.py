@@ -25,6 +25,7 @@ from gankit.errors import ConfigError
 from gankit.images import from_uint8
 from gankit.metrics import Extractor, evaluate, evaluate_translation, paired_metrics
 from gankit.engine import build, train
+from gankit.engine.distributed import World
 from gankit.engine.loop import _evaluate
 from helpers import run_cli
 
@@ -233,7 +234,7 @@ def test_best_follows_each_metrics_direction(name, results, best_key, best_value
     sampler = types.SimpleNamespace(evaluate=lambda request: scripted(**vars(request)))
     cfg = types.SimpleNamespace(metrics=[name], metrics_n=10, extractor="auto", data=None, seed=0)
     trainer = types.SimpleNamespace(recipe=types.SimpleNamespace(samplers=lambda nets: {"default": sampler}),
-                                    sampling_nets=lambda: nn.ModuleDict(), rank=0,
+                                    sampling_nets=lambda: nn.ModuleDict(), rank=0, world=World(),
                                     cfg=cfg, device="cpu", extractors={}, best=None, nimg=0)
     log = types.SimpleNamespace(metrics=lambda record: None)
     for step in range(len(results)):

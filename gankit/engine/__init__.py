@@ -3,7 +3,7 @@
     configure.py   resolve(preset, file, overrides) and validate(cfg): the registry-aware side of the config
     build.py       build(cfg) -> Trainer: dataset, recipe, its optimisers and phases, strategies
     step.py        Trainer.train_step: the recipe's phases through the strategies' hooks; checkpoint state
-    strategies.py  EMA, AMP (bf16 / fp16 + GradScaler), gradient accumulation: wrappers of the mechanics
+    strategies.py  DDP, AMP (bf16 / fp16 + GradScaler), gradient accumulation, EMA: wrappers of the mechanics
     distributed.py torchrun / DistributedDataParallel building blocks (one process when not under torchrun)
     loop.py        train() and training_loop(): ticks, snapshots, metrics, non-finite handling
     rundir.py      numbered run directories, what --resume may change

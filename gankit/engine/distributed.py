@@ -29,7 +29,8 @@ What we found (torch 2.14, gloo on the CPU; references in brackets):
   does not depend on it. Its hook never fires, the bucket never all-reduces, and the gradients silently stay
   per-rank (measured: 3 of 4 parameter gradients differ from one process), and the next synced backward raises
   "Expected to have finished reduction in the prior iteration" [pytorch/pytorch#47562]. The fix, as in
-  StyleGAN2-ADA's loss.py: add ``0 * logits.sum()`` to the penalty so every parameter is in the graph (measured
+  StyleGAN2-ADA's loss.py: add ``0 * logits.sum()`` to the penalty so every parameter is in the graph (the
+  engine's DataParallel strategy adds ``0 * sum(p)`` over the phase optimiser's parameters to every loss; measured
   equal to one process). ``find_unused_parameters=True`` is no fix: the bias IS reachable from the output, so
   DDP still waits for it (tested). ``loss.backward(create_graph=True)`` on a DDP output is not supported
   (pytorch/pytorch#63812, #48531: grads of grads are never synced, and it leaks). ``static_graph=True`` is no fit:

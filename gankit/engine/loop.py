@@ -198,12 +198,13 @@ def _evaluate(trainer: Trainer, run_dir: Path, log: Any) -> None:
     sampler against the training data, a translator on the held-out split of its data."""
     from ..metrics import metrics as metric_specs
     cfg = trainer.cfg
-    if trainer.rank != 0:
-        return
+    # Every rank takes part (a noise sampler's extraction is sharded over the ranks and its statistics merged);
+    # every rank gets the same numbers, rank 0 writes them.
     sampler = trainer.recipe.samplers(trainer.sampling_nets())["default"]
+    shard = trainer.world.metrics_shard()      # None for one process
     result = sampler.evaluate(EvalRequest(metrics=cfg.metrics, data=cfg.data, n=cfg.metrics_n, seed=cfg.seed,
                                           extractor=cfg.extractor, device=trainer.device,
-                                          extractors=trainer.extractors))
+                                          extractors=trainer.extractors, shard=shard))
     values = result["metrics"]
     record = {"kimg": round(trainer.nimg / 1000, 4), **{k: v for k, v in values.items() if _is_number(v)}}
     log.metrics(record)
@@ -216,7 +217,8 @@ def _evaluate(trainer: Trainer, run_dir: Path, log: Any) -> None:
         best = trainer.best["value"] if trainer.best is not None else None
         if best is None or (value > best if spec.higher_is_better else value < best):
             trainer.best = {"metric": key, "value": value, "kimg": record["kimg"]}
-            atomic_write_text(run_dir / "best.json", json.dumps(trainer.best, indent=2) + "\n")
+            if trainer.rank == 0:
+                atomic_write_text(run_dir / "best.json", json.dumps(trainer.best, indent=2) + "\n")
 
 
 def _is_number(v: Any) -> bool:

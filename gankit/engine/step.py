@@ -19,7 +19,7 @@ from ..data.base import BatchStream, DataInfo
 from ..optim import OptimizerSpec, build_optimizer, grad_norm, lazy_corrected, set_learning_rates
 from ..recipes.base import Phase, Recipe, StepContext
 from ..runlog import TickStats
-from .distributed import World
+from .distributed import World, unwrap
 from .strategies import Strategies
 
 
@@ -112,10 +112,11 @@ class Trainer:
         batch: dict[str, torch.Tensor] | None = None
         images_before = self.nimg
         for phase in self.phases:
-            if not phase.active(self.nimg, self.step):
+            if not phase.active(images_before, self.step):       # windows are judged at the step's start
                 continue
             # -- Who learns in this phase: its networks get gradients, every other network is frozen.
-            self._set_trainable(phase.nets or self.specs[phase.optimizer].nets)
+            trained = phase.nets or self.specs[phase.optimizer].nets
+            self._set_trainable(trained)
             opt = self.optimizers[phase.optimizer]
             for _ in range(phase.repeat):
                 # -- A fresh real batch (counted in kimg), or the step's last one.
@@ -129,10 +130,11 @@ class Trainer:
                 micro = self.strategies.micro_batches(batch)
                 logged: dict[str, torch.Tensor] = {}
                 for i, mb in enumerate(micro):
-                    with self.strategies.micro_context(i, len(micro)), self.strategies.autocast():
-                        out = phase.loss(mb, ctx)
-                    loss = out["loss"] * (phase.every / len(micro))
-                    self.strategies.scale_loss(phase.optimizer, loss).backward()
+                    with self.strategies.micro_context(i, len(micro), trained):
+                        with self.strategies.autocast():
+                            out = phase.loss(mb, ctx)
+                        loss = out["loss"] * (phase.every / len(micro))
+                        self.strategies.scale_loss(phase.optimizer, loss).backward()
                     for k, v in out.items():
                         v = v.detach().float() / len(micro)
                         logged[k] = logged[k] + v if k in logged else v
@@ -151,8 +153,7 @@ class Trainer:
 
     def sampling_nets(self) -> nn.ModuleDict:
         """The networks to sample with: the EMA generators where kept, else the trained ones."""
-        plain = nn.ModuleDict({n: getattr(m, "module", m) if isinstance(m, nn.parallel.DistributedDataParallel)
-                               else m for n, m in self.recipe.nets.items()})
+        plain = nn.ModuleDict({n: unwrap(m) for n, m in self.recipe.nets.items()})
         return self.strategies.sampling_nets(plain)
 
     def take_tick_stats(self) -> dict[str, float]:

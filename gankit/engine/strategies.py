@@ -5,10 +5,12 @@ The step (``engine.step``) calls the same hooks whatever is configured; each str
     setup(trainer)               once after build: wrap networks, optimisers or the data stream
     on_rebuild(trainer, names)   the recipe grew and optimisers ``names`` were rebuilt (re-wrap, re-copy)
     micro_batches(batch)         split a batch (gradient accumulation); one strategy at most
-    micro_context(i, n)          around micro-batch i of n (DDP: no gradient sync before the last)
+    micro_context(i, n, trained) around micro-batch i of n, given the phase's trained networks (DDP: frozen
+                                 networks never sync, trained ones only on the last micro-batch)
     autocast()                   around each loss computation (AMP)
     scale_loss(name, loss)       before backward (fp16 loss scaling)
-    before_step(name, opt)       gradients complete: unscale, all-reduce, clip (grad norms are measured after)
+    before_step(name, opt)       gradients complete (DDP reduced them in backward): unscale fp16 gradients;
+                                 gradient norms are measured after this
     step(name, opt) -> bool      True if it stepped the optimiser itself (GradScaler); one strategy at most
     after_train_step(trainer)    after all phases of a step (EMA)
     sampling_nets(nets)          the networks to sample with (EMA copies)
@@ -16,7 +18,7 @@ The step (``engine.step``) calls the same hooks whatever is configured; each str
     state_dict() / load_state_dict(state)   the strategy's checkpoint entry, under ``ckpt[name]``
 
 Strategies are made from the config by the factories in ``strategy_factories`` (each returns a strategy or None),
-in ``order``; a new one (e.g. differential privacy through Opacus) is a class and a registration.
+in ``order``; a new one (differential privacy through Opacus, issue 14) is a class and a registration.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ class Strategy:
     def micro_batches(self, batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         return [batch]
 
-    def micro_context(self, i: int, n: int) -> ContextManager:
+    def micro_context(self, i: int, n: int, trained: tuple[str, ...] = ()) -> ContextManager:
         return contextlib.nullcontext()
 
     def autocast(self) -> ContextManager:
@@ -100,10 +102,10 @@ class Strategies:
         owner = next((s for s in self.items if s.owns_micro_batches), None)
         return owner.micro_batches(batch) if owner else [batch]
 
-    def micro_context(self, i: int, n: int) -> ContextManager:
+    def micro_context(self, i: int, n: int, trained: tuple[str, ...] = ()) -> ContextManager:
         stack = contextlib.ExitStack()
         for s in self.items:
-            stack.enter_context(s.micro_context(i, n))
+            stack.enter_context(s.micro_context(i, n, trained))
         return stack
 
     def autocast(self) -> ContextManager:
@@ -334,3 +336,70 @@ def _make_accum(cfg: TrainConfig, ctx: Any) -> Strategy | None:
 strategy_factories.register("amp")(StrategyFactory(20, _make_amp))
 strategy_factories.register("accum")(StrategyFactory(30, _make_accum))
 strategy_factories.register("ema")(StrategyFactory(90, _make_ema))
+
+
+# ---- DistributedDataParallel (torchrun) ----------------------------------------------------------------------
+
+class DataParallel(Strategy):
+    """Every network that trains in DistributedDataParallel, one rank per process (engine/distributed.py).
+
+    The data and the noise are already this rank's slice of the global batch (BatchStream, StepContext.randn),
+    so the averaged gradients are those of one process on the whole batch. What this strategy adds to the step:
+    - wrapping each network while all its parameters still require grad (DDP syncs only those);
+    - the phase's frozen networks run inside ``no_sync`` (and the trained ones too for every micro-batch but
+      the last), as StyleGAN2-ADA's ``ddp_sync``;
+    - ``0 * sum(p)`` over the optimiser's parameters joins every loss, so that a loss that does not reach every
+      parameter (the lazy R1 phase: d logits / d x does not depend on the last bias) still fires every DDP hook
+      and all-reduces (otherwise the gradients silently stay per-rank; StyleGAN2-ADA adds ``0 * logits``).
+    Checkpoints never hold the wrappers (engine.step.recipe_state strips them).
+    """
+
+    name = "ddp"
+
+    def __init__(self, world: Any, device: torch.device):
+        self.world, self.device = world, device
+        self.trainer: Any = None
+
+    def setup(self, trainer: Any) -> None:
+        from .distributed import wrap_ddp
+        self.trainer = trainer
+        nets = trainer.recipe.nets
+        for name in list(nets.keys()):
+            nets[name].requires_grad_(True)
+            nets[name] = wrap_ddp(nets[name], self.world, self.device)
+
+    def on_rebuild(self, trainer: Any, names: set[str]) -> None:
+        """Networks of rebuilt optimisers changed their parameters: wrap them anew (DDP's reducer was built
+        for the old ones), and wrap any network the recipe replaced by a plain module."""
+        from .distributed import unwrap, wrap_ddp
+        nets = trainer.recipe.nets
+        changed = {n for opt in names if opt in trainer.specs for n in trainer.specs[opt].nets}
+        for name in list(nets.keys()):
+            net = unwrap(nets[name])
+            if net is nets[name] or name in changed:
+                net.requires_grad_(True)
+                nets[name] = wrap_ddp(net, self.world, self.device)
+
+    def micro_context(self, i: int, n: int, trained: tuple[str, ...] = ()) -> ContextManager:
+        from .distributed import no_sync
+        stack = contextlib.ExitStack()
+        for name, net in self.trainer.recipe.nets.items():
+            if name not in trained or i < n - 1:
+                stack.enter_context(no_sync(net))
+        return stack
+
+    def scale_loss(self, name: str, loss: torch.Tensor) -> torch.Tensor:
+        params = [p for p in _params(self.trainer.optimizers[name]) if p.requires_grad]
+        return loss + 0.0 * sum(p.sum() for p in params)
+
+
+def _params(opt: torch.optim.Optimizer) -> list:
+    return [p for g in opt.param_groups for p in g["params"]]
+
+
+def _make_ddp(cfg: TrainConfig, ctx: Any) -> Strategy | None:
+    world = ctx.world
+    return DataParallel(world, ctx.device) if world is not None and world.enabled else None
+
+
+strategy_factories.register("ddp")(StrategyFactory(10, _make_ddp))

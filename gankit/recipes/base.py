@@ -40,7 +40,8 @@ BATCH_SOURCES = ("new", "last")
 class StepContext:
     """What a loss may know about where training stands (passed to every phase's loss).
 
-    ``randn`` draws this rank's slice of a batch of noise drawn identically on every rank: under DDP with W ranks
+    ``randn`` / ``rand`` draw this rank's slice of a batch of noise drawn identically on every rank (losses draw
+    all their randomness through them): under DDP with W ranks
     rank r gets rows [r n, (r+1) n) of the [W n, ...] draw one process would make, so W processes x batch n see
     exactly the latents of 1 process x batch W n (and on one process it is plain ``torch.randn``).
     """
@@ -61,9 +62,17 @@ class StepContext:
         return self.nimg / 1000
 
     def randn(self, n: int, *shape: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """N(0, 1) noise [n, *shape]: this rank's rows of one global draw."""
+        return self._slice(torch.randn, n, shape, device)
+
+    def rand(self, n: int, *shape: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """U[0, 1) noise [n, *shape] (interpolation weights...): this rank's rows of one global draw."""
+        return self._slice(torch.rand, n, shape, device)
+
+    def _slice(self, draw, n: int, shape: tuple, device) -> torch.Tensor:
         if self.world_size == 1:
-            return torch.randn(n, *shape, device=device)
-        full = torch.randn(self.world_size * n, *shape, device=device)        # [W n, ...], the same on every rank
+            return draw(n, *shape, device=device)
+        full = draw(self.world_size * n, *shape, device=device)               # [W n, ...], the same on every rank
         return full[self.rank * n:(self.rank + 1) * n]
 
 
@@ -184,8 +193,14 @@ class Recipe(nn.Module):
     def grow(self, ctx: StepContext) -> set[str]:
         """Called before each step: change the networks if the schedule says so and return the names of the
         optimisers whose parameters changed (the engine rebuilds them with fresh state, as ProGAN's reference
-        code resets Adam at each new resolution)."""
+        code resets Adam at each new resolution, and re-wraps their networks under DDP). Change a network
+        through ``self.plain(name)``: under DDP ``self.nets[name]`` is its wrapper."""
         return set()
+
+    def plain(self, name: str) -> nn.Module:
+        """Network ``name`` without a DistributedDataParallel wrapper (for its attributes or to change it)."""
+        net = self.nets[name]
+        return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
 
     # ---- using the trained model --------------------------------------------------------------------------
     def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:

@@ -112,7 +112,7 @@ class GAN(Recipe):
         out = {"D/adv": adv.detach(), "D/real": real_score.detach().mean(), "D/fake": fake_score.detach().mean()}
         loss = adv
         if self.opts.gp_weight > 0:
-            gp = gradient_penalty(lambda x: D(x, label), real, fake)
+            gp = gradient_penalty(lambda x: D(x, label), real, fake, alpha=ctx.rand(len(real), device=real.device))
             loss = loss + self.opts.gp_weight * gp
             out["D/gp"] = gp.detach()
         if self.opts.r1_gamma > 0 and not self.opts.r1_phase and ctx.step % self.opts.r1_interval == 0:
