@@ -226,7 +226,8 @@ def info(ckpt, as_json):
     click.echo(f"family   {summary['preset'] or '-'} (recipe {summary['recipe']})")
     click.echo(f"progress {summary['kimg']:.3f} kimg, {summary['step']} steps")
     d = summary["data"]
-    shape = f"{d['channels']}x{d['resolution']}x{d['resolution']}" if d["kind"] != "vector" else f"{d['dim']}-d"
+    from .data.base import DataInfo
+    shape = DataInfo(**data_info).shape_text()
     click.echo(f"data     {d['name']} ({d['kind']}, {shape}, {d['size']} items, {d['num_classes']} classes)")
     click.echo("networks " + ", ".join(f"{k}: {v:,} parameters" for k, v in n_params.items())
                + (" (+ EMA generator)" if summary["ema"] else ""))

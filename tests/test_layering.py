@@ -143,3 +143,24 @@ def test_config_and_metrics_know_nothing_of_training():
             bad = {d for d in deps if d.startswith(("gankit.engine", "gankit.recipes", "gankit.loading",
                                                     "gankit.checkpoint", "gankit.cli"))}
             assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_engine_config_and_cli_never_branch_on_a_family_a_data_kind_or_a_sampler_kind():
+    """No ``x == "cyclegan"`` / ``kind in ("vector", ...)`` in the core: such a choice belongs to a registration."""
+    from gankit.data import registered_kinds
+    from gankit.recipes import recipes
+    from gankit.samplers import sampler_kinds
+    names = set(recipes.names()) | set(registered_kinds()) | set(sampler_kinds.names())
+    files = [*sorted((ROOT / "engine").glob("*.py")), ROOT / "config.py", *sorted(ROOT.glob("cli*.py"))]
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            for side in [node.left, *node.comparators]:
+                values = [side] if isinstance(side, ast.Constant) else \
+                    list(side.elts) if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else []
+                hits = [v.value for v in values if isinstance(v, ast.Constant) and v.value in names]
+                if hits:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} compares with {hits}")
+    assert not found, "\n".join(found)

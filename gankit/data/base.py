@@ -74,6 +74,11 @@ class DataInfo:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def shape_text(self) -> str:
+        """'3x64x64' for images, '2-d' for vectors (for messages and ``gankit info``)."""
+        return f"{self.dim}-d" if self.dim and not self.resolution else \
+            f"{self.channels}x{self.resolution}x{self.resolution}"
+
 
 class MemoryDataset(Dataset):
     """A dataset held as a dict of equally long tensors; ``get_batch`` indexes them all at once."""

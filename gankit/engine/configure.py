@@ -21,7 +21,7 @@ from ..config import (DataConfig, NetConfig, TrainConfig, dataclass_from_dict, f
                       load_file, merge, set_dotted, split_override, to_dict)
 from ..data import data_kinds, kinds as data_kind_registry
 from ..errors import ConfigError
-from ..nets import check_kwargs, inits, networks
+from ..nets import check_kwargs, inits, networks, slot_for
 from ..optim import optimizers
 from ..presets import get_preset
 from ..recipes import recipes
@@ -64,8 +64,8 @@ def _kwargs_slot(cfg_dict: dict, role: str, arg: str) -> str:
     if len(takes) > 1:
         # Both networks take the argument: it is meant for the one this data will use.
         kinds = data_kinds(dataclass_from_dict(DataConfig, cfg_dict.get("data", {}), "config.data"))
-        if kinds and kinds[0] == "vector":
-            takes = ["vector"]
+        if kinds:
+            takes = [slot_for(kinds[0])]
     if not takes:
         valid = {s: sorted(p for p in inspect.signature(reg.get(net[s]).__init__).parameters if p != "self")
                  for s in ("image", "vector") if net[s] and net[s] in reg}

@@ -124,12 +124,17 @@ def _init_orthogonal(m: nn.Module) -> None:
 
 
 
+def slot_for(data_kind: str) -> str:
+    """Which network of a ``NetConfig`` a kind of data uses: "vector" for vectors, "image" for images and pairs."""
+    return "vector" if data_kind == "vector" else "image"
+
+
 def build_net(role: str, net_cfg, data_kind: str, interface: dict, where: str | None = None) -> nn.Module:
     """The network a ``NetConfig`` names for this kind of data ("image" or "vector"), initialised as configured.
 
     Paired / unpaired data use the image network. ``interface`` holds the data-derived constructor arguments.
     """
-    slot = "vector" if data_kind == "vector" else "image"
+    slot = slot_for(data_kind)
     arch = getattr(net_cfg, slot)
     where = where or role
     if not arch:
