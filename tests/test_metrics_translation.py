@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-import gankit.metrics
 from gankit.loading import load_recipe
 from gankit.cli import main
 from gankit.config import DataConfig

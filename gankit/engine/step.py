@@ -9,7 +9,6 @@ hooks, so this file never asks which of them are on. Progress is counted in real
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn

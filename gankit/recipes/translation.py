@@ -12,7 +12,7 @@ data layer, which swaps the two sides for ``BtoA``) says which side of the datas
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
