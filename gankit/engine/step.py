@@ -90,7 +90,7 @@ class Trainer:
         """Networks that change shape (ProGAN): rebuild the optimisers whose parameters changed."""
         changed = self.recipe.grow(self.context())
         if changed:
-            self.specs = self.recipe.optimizers()
+            self.specs, self.phases = self.recipe.optimizers(), self.recipe.phases()   # bound to the new nets
             self.build_optimizers(set(changed))
             self.strategies.on_rebuild(self, set(changed))
 
