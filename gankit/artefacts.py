@@ -7,7 +7,7 @@ reads data-specific fields (a toy's mode centres travel inside the ``Scatter`` t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,7 +48,6 @@ class Scatter(Artefact):
     title: str = ""
     name: str = "samples"
     suffix: str = ".png"
-    extra: dict = field(default_factory=dict)
 
     def write(self, stem: Path, log: Any, nimg: int) -> Path:
         from .sample import scatter_png

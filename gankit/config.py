@@ -60,10 +60,6 @@ class OptConfig:
     momentum: float = 0.0           # RMSprop / SGD
 
 
-def _default_opts() -> dict[str, OptConfig]:
-    return {"G": OptConfig(), "D": OptConfig()}
-
-
 @dataclass
 class TrainConfig:
     preset: str = ""                # the preset these values started from (informational)
@@ -72,8 +68,9 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     G: NetConfig = field(default_factory=NetConfig)
     D: NetConfig = field(default_factory=NetConfig)
-    # One entry per optimiser the recipe declares (recipe.optimizers()): opt.G.lr=1e-4, opt.D.betas=[0, 0.9].
-    opt: dict[str, OptConfig] = field(default_factory=_default_opts)
+    # Hyper-parameters per optimiser the recipe declares (recipe.optimizers()): opt.G.lr=1e-4, opt.D.betas=[0, 0.9].
+    # An optimiser without an entry runs its spec's default (else OptConfig()); presets fill in G and D.
+    opt: dict[str, OptConfig] = field(default_factory=dict)
 
     batch_size: int = 64            # real images per batch and process (under DDP the global batch is x ranks)
     kimg: float = 10.0              # training length in thousands of real images drawn from the data

@@ -171,7 +171,6 @@ def test_lazy_phase_corrects_its_optimiser_and_scales_its_loss():
     trainer.phases = trainer.recipe.phases()                  # phases bound to the patched D loss
     trainer.train_step()                                      # step 0: the lazy phase runs
     assert torch.allclose(D.weight, w0 - 0.01 * c * every, atol=1e-7)
-    ran = [s for p, s, _ in trainer.recipe.seen if p == "D_reg"]
     for _ in range(every):
         trainer.train_step()
     ran = [s for p, s, _ in trainer.recipe.seen if p == "D_reg"]
@@ -228,7 +227,7 @@ def test_any_number_of_optimisers_with_groups_and_owned_learning_rates():
 
 
 def test_growing_network_rebuilds_its_optimiser_and_resumes_mid_growth_exactly(tmp_path):
-    over = {"grow_at_kimg": 0.024, "opt.G.name": "adam", "opt.G.lr": 1e-3, "kimg": 0.064}
+    over = {"grow_at_kimg": 0.024, "opt.G.name": "adam", "opt.G.lr": 1e-3, "kimg": 0.064, "ema_kimg": 0.01}
     full = train(_cfg(**over), out=tmp_path / "a", progress=False)
     half = train(_cfg(**{**over, "kimg": 0.032}), out=tmp_path / "b", progress=False)   # stops after growing
     assert load_checkpoint(half)["structure"] == {"stage": 1}
@@ -238,6 +237,9 @@ def test_growing_network_rebuilds_its_optimiser_and_resumes_mid_growth_exactly(t
     assert "nets.G.1.weight" in a["nets"]
     for key in a["nets"]:
         assert torch.equal(a["nets"][key], b["nets"][key]), key
+    assert set(a["ema"]["G"]) == {"0.weight", "0.bias", "1.weight", "1.bias"}    # the EMA copy grew too
+    for key in a["ema"]["G"]:
+        assert torch.equal(a["ema"]["G"][key], b["ema"]["G"][key]), key
     # Adam was reset at the growth (ProGAN's reference code): its step count restarted there.
     steps = {int(v["step"]) for v in a["opt"]["G"]["state"].values()}
     assert steps == {(64 - 24) // 8}, steps
@@ -269,9 +271,12 @@ def test_init_from_loads_matching_names_and_shapes(tmp_path):
     cfg = resolve("dcgan", overrides={**tiny, "D.ndf": 16, "init_from": str(source)})   # D differs in shape
     trainer, _ = build(cfg, torch.device("cpu"))
     mine = trainer.recipe.state_dict()
-    assert all(torch.equal(mine[k], src[k]) for k in src if k.startswith("nets.G."))
-    assert not torch.equal(mine["nets.D.main.0.weight"][:8], src["nets.D.main.0.weight"][:8]) \
-        if "nets.D.main.0.weight" in src else True
+    g_keys = [k for k in src if k.startswith("nets.G.")]
+    assert g_keys and all(torch.equal(mine[k], src[k]) for k in g_keys)
+    assert mine["nets.D.blocks.0.weight"].shape != src["nets.D.blocks.0.weight"].shape   # D kept its own init
+    from gankit.loading import init_weights_from
+    report = init_weights_from(trainer.recipe, source)
+    assert "nets.D.blocks.0.weight" in report["skipped"] and set(g_keys) <= set(report["loaded"])
     assert trainer.nimg == 0 and trainer.step == 0             # a new run, not a resume
     run = train(cfg, out=tmp_path / "new", progress=False)
     assert load_checkpoint(run)["config"]["init_from"] == str(source)
@@ -369,3 +374,58 @@ def test_commands_dispatch_on_the_sampler_kind():
         sampler.require("translate")
     ctx = StepContext(nimg=250, total_nimg=1000)
     assert ctx.progress == 0.25 and ctx.kimg == 0.25
+
+
+# ---- the GAN family's R1, fused and as a lazy phase ----------------------------------------------------------
+
+def test_gan_r1_fused_weight_and_lazy_phase():
+    from gankit.losses import r1_penalty
+    over = {"data.spec": "grid25", "batch_size": 16, "G.hidden": 16, "D.hidden": 16, "r1_interval": 4}
+    plain, _ = build(resolve("gan", overrides={**over, "r1_gamma": 0.0}), torch.device("cpu"))
+    fused, _ = build(resolve("gan", overrides={**over, "r1_gamma": 2.0}), torch.device("cpu"))
+    fused.recipe.load_state_dict(plain.recipe.state_dict())
+    batch = next(plain.stream)
+    D = fused.recipe.nets["D"]
+    r1 = r1_penalty(lambda x: D(x, None), batch["x"]).item()
+    for step, weight in ((0, 0.5 * 2.0 * 4), (1, 0.0)):          # gamma/2 x interval, on every 4th step only
+        torch.manual_seed(0)
+        base = plain.recipe.d_loss(batch, StepContext(step=step))["loss"].item()
+        torch.manual_seed(0)
+        with_r1 = fused.recipe.d_loss(batch, StepContext(step=step))["loss"].item()
+        assert with_r1 - base == pytest.approx(weight * r1, rel=1e-5, abs=1e-7), step
+    phased, _ = build(resolve("gan", overrides={**over, "r1_gamma": 2.0, "r1_phase": True}), torch.device("cpu"))
+    assert [(p.name, p.every) for p in phased.phases] == [("D", 1), ("D_r1", 4), ("G", 1)]
+    assert phased.optimizers["D"].param_groups[0]["lr"] == pytest.approx(
+        phased.cfg.opt["D"].lr * 4 / 5)                              # the lazy correction of D's optimiser
+    phased.recipe.load_state_dict(plain.recipe.state_dict())
+    out = phased.recipe.r1_loss(batch, StepContext())
+    assert out["loss"].item() == pytest.approx(0.5 * 2.0 * r1, rel=1e-5)   # the engine multiplies by 4
+
+
+# ---- checkpoints of the first layout ------------------------------------------------------------------------
+
+def test_version_1_checkpoints_are_migrated(tmp_path):
+    from gankit.checkpoint import migrate
+    run = train(_cfg(**{"opt.G.name": "adam", "opt.D.name": "adam"}), out=tmp_path, progress=False)
+    ckpt = torch.load(run / "latest.pt", weights_only=True)
+    cfg = dict(ckpt["config"])
+    opt = cfg.pop("opt")
+    old = {**ckpt, "version": 1, "config": {**cfg, "g_opt": opt["G"], "d_opt": opt["D"], "amp": False}}
+    torch.save(old, tmp_path / "v1.pt")
+    loaded = load_checkpoint(tmp_path / "v1.pt")
+    assert loaded["version"] == 2 and loaded["config"]["opt"] == opt and loaded["config"]["amp"] == "off"
+    assert migrate({**old, "config": {**old["config"], "amp": True}})["config"]["amp"] == "bf16"
+    resumed = train(_cfg(kimg=0.08), resume=tmp_path / "v1.pt", progress=False, resume_overrides={"kimg"})
+    assert load_checkpoint(resumed)["nimg"] == 80
+
+
+def test_data_options_must_fit_the_data():
+    @dataclasses.dataclass
+    class RowOptions:
+        discrete: bool = True
+    register_kind("contract-rows", "{'row': float [D]}", RowOptions)
+    try:
+        with pytest.raises(ConfigError, match="does not apply to this data .*vector"):
+            resolve("gan", overrides={"data.spec": "grid25", "data.discrete": False})   # grid25 is vector data
+    finally:
+        data_kinds._items.pop("contract-rows")

@@ -63,7 +63,7 @@ def build(cfg: TrainConfig, device: torch.device | None = None, dataset: Any = N
     # -- What the recipe declares: its optimisers and phases, checked against the config.
     specs = recipe.optimizers()
     phases = recipe.phases()
-    unknown = sorted(set(cfg.opt) - set(specs) - {"G", "D"})
+    unknown = sorted(set(cfg.opt) - set(specs))
     if unknown:
         raise ConfigError(f"opt.{unknown[0]}: recipe {cfg.recipe!r} has no optimiser named {unknown[0]!r}; its "
                           f"optimisers: {', '.join(specs)}.")

@@ -14,14 +14,13 @@ Unknown keys, wrong types, unknown registry names and bad ranges raise ``ConfigE
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any
 
 from ..config import (DataConfig, NetConfig, TrainConfig, dataclass_from_dict, field_names, flatten, from_dict,
                       load_file, merge, set_dotted, split_override, to_dict)
 from ..data import data_kinds, kinds as data_kind_registry
 from ..errors import ConfigError
-from ..nets import check_kwargs, inits, networks, slot_for
+from ..nets import check_net_config, kwargs_slot
 from ..optim import optimizers
 from ..presets import get_preset
 from ..recipes import recipes
@@ -44,7 +43,9 @@ def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
         raise ConfigError(f"Unknown config key {key!r}. Valid top-level keys: {', '.join(top)}; "
                           f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}.")
     if parts[0] in ("G", "D") and len(parts) == 2 and parts[1] not in field_names(NetConfig):
-        return merge(cfg_dict, {parts[0]: {_kwargs_slot(cfg_dict, parts[0], parts[1]): {parts[1]: value}}})
+        net = {**dataclasses.asdict(NetConfig()), **cfg_dict.get(parts[0], {})}
+        slot = kwargs_slot(net, parts[0], parts[1], lambda: _first_kind(cfg_dict))
+        return merge(cfg_dict, {parts[0]: {slot: {parts[1]: value}}})
     if parts[0] == "data" and len(parts) == 2 and parts[1] not in field_names(DataConfig):
         owners = [k.name for _, k in data_kind_registry.items() if k.options and parts[1] in field_names(k.options)]
         if not owners:
@@ -55,23 +56,10 @@ def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
     return set_dotted(cfg_dict, key, value)
 
 
-def _kwargs_slot(cfg_dict: dict, role: str, arg: str) -> str:
-    """Which of image_kwargs / vector_kwargs a ``G.arg`` override belongs to (the network that takes it)."""
-    net = {**dataclasses.asdict(NetConfig()), **cfg_dict.get(role, {})}
-    reg = networks[role]
-    takes = [slot for slot in ("image", "vector")
-             if net[slot] and net[slot] in reg and arg in inspect.signature(reg.get(net[slot]).__init__).parameters]
-    if len(takes) > 1:
-        # Both networks take the argument: it is meant for the one this data will use.
-        kinds = data_kinds(dataclass_from_dict(DataConfig, cfg_dict.get("data", {}), "config.data"))
-        if kinds:
-            takes = [slot_for(kinds[0])]
-    if not takes:
-        valid = {s: sorted(p for p in inspect.signature(reg.get(net[s]).__init__).parameters if p != "self")
-                 for s in ("image", "vector") if net[s] and net[s] in reg}
-        raise ConfigError(f"Unknown network argument {role}.{arg}. {role}'s networks take: "
-                          + "; ".join(f"{net[s]} ({s}): {', '.join(v)}" for s, v in valid.items()) + ".")
-    return takes[0] + "_kwargs"
+def _first_kind(cfg_dict: dict) -> str | None:
+    """The first kind the configured data can be given as, without loading it (None when it cannot be found)."""
+    kinds = data_kinds(dataclass_from_dict(DataConfig, cfg_dict.get("data", {}), "config.data"))
+    return kinds[0] if kinds else None
 
 
 def resolve(preset: str | None = None, config_file: str | None = None,
@@ -143,12 +131,7 @@ def validate(cfg: TrainConfig) -> None:
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}.")
     for role in ("G", "D"):
-        net: NetConfig = getattr(cfg, role)
-        inits.get(net.init) if net.init != "default" else None
-        for slot in ("image", "vector"):
-            arch = getattr(net, slot)
-            if arch:
-                check_kwargs(networks[role].get(arch).__init__, getattr(net, f"{slot}_kwargs"), f"{role} ({arch})")
+        check_net_config(role, getattr(cfg, role))
     for name, oc in cfg.opt.items():
         optimizers.get(oc.name)
         if oc.lr <= 0:
@@ -162,17 +145,19 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def _validate_data_options(data: DataConfig) -> None:
-    """``data.options`` keys must belong to a kind this data can be given as (typed by that kind's dataclass)."""
+    """``data.options`` keys must be options of a kind this data can be given as (of any registered kind when the
+    data cannot be found yet: loading then says why), with the types that kind's dataclass declares."""
     if not data.options:
         return
-    possible = [data_kind_registry.get(k) for k in data_kinds(data) if k in data_kind_registry]
-    owners = [k for k in data_kind_registry.in_order() if data_kind_registry.get(k).options] if not possible else \
-        [k.name for k in possible if k.options]
+    candidates = [data_kind_registry.get(k) for k in (data_kinds(data) or data_kind_registry.in_order())]
+    with_options = [k for k in candidates if k.options]
+    valid = sorted({f for k in with_options for f in field_names(k.options)})
     for key in data.options:
-        fits = [k for k in owners if key in field_names(data_kind_registry.get(k).options)]
-        if not fits:
+        if key not in valid:
             raise ConfigError(f"data option {key!r} does not apply to this data "
-                              f"({' or '.join(k.name for k in possible) or 'unknown kind'}).")
+                              f"({' or '.join(k.name for k in candidates)}); its options: {', '.join(valid) or 'none'}.")
+    for k in with_options:
+        data_options_for(k.name, data)                   # wrong types fail here, naming the kind
 
 
 def data_options_for(kind: str, data: DataConfig) -> Any:

@@ -79,6 +79,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import ConfigError, GankitError
+from ..nets.base import unwrap  # noqa: F401  (re-exported: the engine's and tests' name for it)
 
 _BACKENDS = {"cuda": "nccl", "cpu": "gloo"}
 
@@ -102,27 +103,13 @@ class World:
     def enabled(self) -> bool:
         return self.world_size > 1
 
-    def metrics_shard(self) -> "MetricsShard | None":
-        """What ``gankit.metrics.evaluate(shard=...)`` takes (None for one process: nothing to share)."""
-        return MetricsShard(self) if self.enabled else None
-
-
-@dataclass(frozen=True)
-class MetricsShard:
-    """Adapter to gankit.metrics' ``Shard`` protocol (rank, world_size, all_gather), which imports no engine."""
-
-    world: World
-
-    @property
-    def rank(self) -> int:
-        return self.world.rank
-
-    @property
-    def world_size(self) -> int:
-        return self.world.world_size
-
     def all_gather(self, obj: Any) -> list[Any]:
-        return all_gather_objects(obj, self.world)
+        """Every rank's ``obj``, in rank order (with ``rank`` and ``world_size``, gankit.metrics' ``Shard``)."""
+        return all_gather_objects(obj, self)
+
+    def metrics_shard(self) -> "World | None":
+        """What ``gankit.metrics.evaluate(shard=...)`` takes (None for one process: nothing to share)."""
+        return self if self.enabled else None
 
 
 # ---- the process group ---------------------------------------------------------------------------------------
@@ -338,11 +325,6 @@ def wrap_ddp(module: nn.Module, world: World, device: torch.device, *,
         for buf in module.buffers():
             dist.broadcast(buf.data, src=0)
     return nn.parallel.DistributedDataParallel(module, **kwargs)
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The network inside a DDP wrapper (for state dicts, EMA copies, sampling); other modules as they are."""
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from ..errors import TrainingDiverged
 from ..io import atomic_write_text
 from ..runlog import RunLog
 from ..samplers import EvalRequest
+from . import distributed
 from .build import build, resolve_device
 from .configure import validate
 from .rundir import merge_resume_config, new_run_dir
@@ -34,7 +35,6 @@ from .step import Trainer
 def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path | None = None,
           progress: bool = True, resume_overrides: set[str] | None = None, dataset: Any = None) -> Path:
     """Train a model; returns the run directory. ``resume`` is a run directory or checkpoint to continue."""
-    from . import distributed
     if isinstance(cfg, dict):
         cfg = from_dict(cfg)
     ckpt = None
@@ -136,7 +136,6 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
 
 def _save(trainer: Trainer, info: DataInfo, path: Path) -> None:
     """Checkpoints are written by rank 0 only; the other ranks wait so that none reads a half-written state."""
-    from . import distributed
     world = trainer.world
     if world.is_main:
         save_checkpoint(trainer.state_dict(info), path)
@@ -145,18 +144,12 @@ def _save(trainer: Trainer, info: DataInfo, path: Path) -> None:
 
 def _first_bad_step(trainer: Trainer) -> int | None:
     """The first non-finite step of the tick on any rank (every rank takes the same decision)."""
-    from . import distributed
-    world = trainer.world
-    bad = trainer.check_finite()
-    if not world.enabled:
-        return bad
-    steps = [s for s in distributed.all_gather_objects(bad, world) if s is not None]
+    steps = [s for s in distributed.all_gather_objects(trainer.check_finite(), trainer.world) if s is not None]
     return min(steps) if steps else None
 
 
 def _tick_stats(trainer: Trainer) -> dict[str, float]:
     """The tick's means, averaged over the ranks under DDP."""
-    from . import distributed
     world = trainer.world
     stats = trainer.take_tick_stats()
     if not world.enabled:

@@ -8,7 +8,9 @@ hooks, so this file never asks which of them are on. Progress is counted in real
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -81,7 +83,7 @@ class Trainer:
 
     def set_lr(self) -> None:
         """Each optimiser's groups at their base rate x its schedule at this progress x the rollback scale."""
-        progress = min(1.0, self.nimg / max(self.total_nimg, 1))
+        progress = self.context().progress
         for name, opt in self.optimizers.items():
             schedule = self.specs[name].schedule
             set_learning_rates(opt, self.lr_scale * (schedule(progress) if schedule else 1.0))
@@ -90,9 +92,14 @@ class Trainer:
         """Networks that change shape (ProGAN): rebuild the optimisers whose parameters changed."""
         changed = self.recipe.grow(self.context())
         if changed:
-            self.specs, self.phases = self.recipe.optimizers(), self.recipe.phases()   # bound to the new nets
-            self.build_optimizers(set(changed))
-            self.strategies.on_rebuild(self, set(changed))
+            self._rebuild(set(changed))
+
+    def _rebuild(self, names: set[str] | None = None) -> None:
+        """After the recipe's networks changed shape: re-read what it declares (bound to the new networks),
+        rebuild optimisers ``names`` (all by default) with fresh state, and let the strategies follow."""
+        self.specs, self.phases = self.recipe.optimizers(), self.recipe.phases()
+        self.build_optimizers(names)
+        self.strategies.on_rebuild(self, set(self.specs) if names is None else names)
 
     def _set_trainable(self, names: tuple[str, ...]) -> None:
         for name, net in self.recipe.nets.items():
@@ -168,8 +175,10 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        with plain_nets(self.recipe):                 # a checkpoint never depends on the world size
+            nets = self.recipe.state_dict()
         return {"config": to_dict(self.cfg), "data_info": info.to_dict(), "nimg": self.nimg, "step": self.step,
-                "structure": self.recipe.structure_state(), "nets": recipe_state(self.recipe),
+                "structure": self.recipe.structure_state(), "nets": nets,
                 "opt": {name: opt.state_dict() for name, opt in self.optimizers.items()}, "rng": rng,
                 "stream": self.stream.state_dict(), "lr_scale": self.lr_scale, "best": self.best,
                 **self.strategies.state_dict()}
@@ -178,10 +187,9 @@ class Trainer:
         if ckpt.get("structure"):
             # Shapes first (a ProGAN stage), then optimisers over the new parameters, then every value.
             self.recipe.load_structure_state(ckpt["structure"])
-            self.specs = self.recipe.optimizers()
-            self.build_optimizers()
-            self.strategies.on_rebuild(self, set(self.specs))
-        load_recipe_state(self.recipe, ckpt["nets"])
+            self._rebuild()
+        with plain_nets(self.recipe):
+            self.recipe.load_state_dict(ckpt["nets"])
         self.strategies.load_state_dict(ckpt)
         missing = sorted(set(self.optimizers) - set(ckpt["opt"]))
         if missing:
@@ -198,21 +206,15 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
 
 
-def recipe_state(recipe: Recipe) -> dict:
-    """The recipe's state dict with DDP wrappers removed (a checkpoint never depends on the world size)."""
-    state = recipe.state_dict()
-    return {k.replace(".module.", ".", 1) if _wrapped(recipe, k) else k: v for k, v in state.items()}
-
-
-def load_recipe_state(recipe: Recipe, state: dict) -> None:
-    wrapped = {n for n, m in recipe.nets.items() if isinstance(m, nn.parallel.DistributedDataParallel)}
-    if wrapped:
-        state = {(f"nets.{k.split('.')[1]}.module." + k.split(".", 2)[2]) if k.startswith("nets.") and
-                 k.split(".")[1] in wrapped else k: v for k, v in state.items()}
-    recipe.load_state_dict(state)
-
-
-def _wrapped(recipe: Recipe, key: str) -> bool:
-    parts = key.split(".")
-    return (len(parts) > 2 and parts[0] == "nets" and parts[2] == "module"
-            and isinstance(recipe.nets[parts[1]], nn.parallel.DistributedDataParallel))
+@contextlib.contextmanager
+def plain_nets(recipe: Recipe) -> Iterator[None]:
+    """The recipe's networks without their DDP wrappers for the duration (its state dict then has the keys of
+    one process); the wrappers go back afterwards."""
+    wrapped = {n: m for n, m in recipe.nets.items() if unwrap(m) is not m}
+    for n, m in wrapped.items():
+        recipe.nets[n] = unwrap(m)
+    try:
+        yield
+    finally:
+        for n, m in wrapped.items():
+            recipe.nets[n] = m

@@ -32,6 +32,8 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..nets.base import unwrap
+from ..optim import params_of
 from ..registry import Registry
 
 
@@ -86,9 +88,6 @@ class Strategies:
 
     def __iter__(self):
         return iter(self.items)
-
-    def get(self, name: str) -> Strategy | None:
-        return next((s for s in self.items if s.name == name), None)
 
     def setup(self, trainer: Any) -> None:
         for s in self.items:
@@ -200,7 +199,7 @@ class EMA(Strategy):
     def update(self, source: nn.ModuleDict, batch: int, nimg: int) -> None:
         beta = self.beta(batch, nimg)
         for name, ema_net in self.nets.items():
-            src = _unwrap(source[name])
+            src = unwrap(source[name])
             # One multi-tensor kernel per net rather than one per tensor.
             torch._foreach_lerp_(list(ema_net.parameters()), [p.detach() for p in src.parameters()],
                                  1.0 - beta)             # p_ema = beta * p_ema + (1 - beta) * p
@@ -215,7 +214,7 @@ class EMA(Strategy):
     def on_rebuild(self, trainer: Any, names: set[str]) -> None:
         """A generator grew: a fresh copy of it, keeping the averaged values of every unchanged tensor."""
         for name in self.names:
-            src = _unwrap(trainer.recipe.nets[name])
+            src = unwrap(trainer.recipe.nets[name])
             old = self.nets[name].state_dict()
             new = copy.deepcopy(src).eval().requires_grad_(False)
             if [(k, v.shape) for k, v in old.items()] == [(k, v.shape) for k, v in new.state_dict().items()]:
@@ -237,10 +236,6 @@ class EMA(Strategy):
     def load_state_dict(self, state: dict) -> None:
         for n, s in state.items():
             self.nets[n].load_state_dict(s)
-
-
-def _unwrap(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net) if isinstance(net, nn.parallel.DistributedDataParallel) else net
 
 
 def _make_ema(cfg: TrainConfig, ctx: Any) -> Strategy | None:
@@ -351,7 +346,7 @@ class DataParallel(Strategy):
     - ``0 * sum(p)`` over the optimiser's parameters joins every loss, so that a loss that does not reach every
       parameter (the lazy R1 phase: d logits / d x does not depend on the last bias) still fires every DDP hook
       and all-reduces (otherwise the gradients silently stay per-rank; StyleGAN2-ADA adds ``0 * logits``).
-    Checkpoints never hold the wrappers (engine.step.recipe_state strips them).
+    Checkpoints never hold the wrappers (``engine.step.plain_nets``).
     """
 
     name = "ddp"
@@ -371,7 +366,7 @@ class DataParallel(Strategy):
     def on_rebuild(self, trainer: Any, names: set[str]) -> None:
         """Networks of rebuilt optimisers changed their parameters: wrap them anew (DDP's reducer was built
         for the old ones), and wrap any network the recipe replaced by a plain module."""
-        from .distributed import unwrap, wrap_ddp
+        from .distributed import wrap_ddp
         nets = trainer.recipe.nets
         changed = {n for opt in names if opt in trainer.specs for n in trainer.specs[opt].nets}
         for name in list(nets.keys()):
@@ -389,12 +384,8 @@ class DataParallel(Strategy):
         return stack
 
     def scale_loss(self, name: str, loss: torch.Tensor) -> torch.Tensor:
-        params = [p for p in _params(self.trainer.optimizers[name]) if p.requires_grad]
+        params = [p for p in params_of(self.trainer.optimizers[name]) if p.requires_grad]
         return loss + 0.0 * sum(p.sum() for p in params)
-
-
-def _params(opt: torch.optim.Optimizer) -> list:
-    return [p for g in opt.param_groups for p in g["params"]]
 
 
 def _make_ddp(cfg: TrainConfig, ctx: Any) -> Strategy | None:

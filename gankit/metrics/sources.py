@@ -36,23 +36,27 @@ def as_uint8(img: torch.Tensor, where: str) -> torch.Tensor:
 
 
 class ImageSource:
-    """A finite stream of uint8 image batches with a description for the protocol."""
+    """A finite sequence of uint8 image batches (``batch(i)``, i < n_batches) with a description for the protocol."""
 
     n: int = 0
+    batch_size: int = 64
 
-    def batches(self) -> Iterator[torch.Tensor]:
+    @property
+    def n_batches(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def batch(self, index: int) -> torch.Tensor:
+        """uint8 [B, C, H, W]: images index * batch_size ... (the last batch may be short)."""
         raise NotImplementedError
 
     def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        """(batch index, batch) for the batches i with ``i % world_size == rank``, in order.
+        """(batch index, batch) for the batches i with ``i % world_size == rank``, in order; only those are made.
 
         Round robin rather than contiguous blocks: every rank gets the same number of batches to within one
-        (the short last batch included), whatever N. This default reads every batch and drops the others';
-        the sources below make only their own.
+        (the short last batch included), whatever N.
         """
-        for index, img in enumerate(self.batches()):
-            if index % world_size == rank:
-                yield index, img
+        for index in range(rank, self.n_batches, world_size):
+            yield index, self.batch(index)
 
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images."""
@@ -71,7 +75,8 @@ class GeneratorSource(ImageSource):
         self.fn, self.n, self.seed, self.batch_size = fn, n, seed, batch_size
         self._first: torch.Tensor | None = None
 
-    def _batch(self, index: int) -> torch.Tensor:
+    def _generate(self, index: int) -> torch.Tensor:
+        # Seeds follow the global batch index, so N ranks generate exactly the images one process would.
         size = min(self.batch_size, self.n - index * self.batch_size)
         with torch.no_grad():
             img = self.fn(size, self.seed + index)
@@ -80,23 +85,19 @@ class GeneratorSource(ImageSource):
             raise DataError(f"The generator was asked for {size} images and gave {len(img)}.")
         return img
 
-    def batches(self) -> Iterator[torch.Tensor]:
-        for _, img in self.shard_batches(0, 1):
-            yield img
+    def batch(self, index: int) -> torch.Tensor:
+        if index == 0 and self._first is not None:      # made by shape(): generated once
+            img, self._first = self._first, None
+            return img
+        return self._generate(index)
 
     def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        # Seeds follow the global batch index, so N ranks generate exactly the images one process would.
-        for index in range(rank, (self.n + self.batch_size - 1) // self.batch_size, world_size):
-            if index == 0 and self._first is not None:
-                img, self._first = self._first, None
-            else:
-                img = self._batch(index)
-            yield index, img
+        yield from super().shard_batches(rank, world_size)
         self._first = None              # shape() on a rank without batch 0 made it: not needed any more
 
     def shape(self) -> tuple[int, int, int]:
         if self._first is None:
-            self._first = self._batch(0)
+            self._first = self._generate(0)
         return tuple(self._first.shape[1:])
 
     def describe(self) -> dict[str, Any]:
@@ -114,14 +115,9 @@ class TensorSource(ImageSource):
         self.images = images[:n] if n is not None else images
         self.n, self.batch_size, self.name = len(self.images), batch_size, name
 
-    def batches(self) -> Iterator[torch.Tensor]:
-        for _, img in self.shard_batches(0, 1):
-            yield img
-
-    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        for index, chunk in enumerate(self.images.split(self.batch_size)):
-            if index % world_size == rank:
-                yield index, as_uint8(chunk, f"The {self.name}")
+    def batch(self, index: int) -> torch.Tensor:
+        start = index * self.batch_size
+        return as_uint8(self.images[start:start + self.batch_size], f"The {self.name}")
 
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
@@ -170,20 +166,14 @@ class FolderSource(ImageSource):
                           f"points (clean-fid); save generated images as PNG.", stacklevel=2)
         self._shape: tuple[int, int, int] | None = None
 
-    def batches(self) -> Iterator[torch.Tensor]:
-        for _, img in self.shard_batches(0, 1):
-            yield img
-
-    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        for index, start in enumerate(range(0, self.n, self.batch_size)):
-            if index % world_size != rank:
-                continue
-            imgs = [read_image(p) for p in self.files[start:start + self.batch_size]]
-            shapes = {tuple(i.shape) for i in imgs} | ({self.shape()} if start else set())
-            if len(shapes) > 1:
-                raise DataError(f"Images in {str(self.folder)!r} differ in size or channels ({sorted(shapes)}); "
-                                f"metrics need one size: resize them first.")
-            yield index, torch.stack(imgs)
+    def batch(self, index: int) -> torch.Tensor:
+        start = index * self.batch_size
+        imgs = [read_image(p) for p in self.files[start:start + self.batch_size]]
+        shapes = {tuple(i.shape) for i in imgs} | ({self.shape()} if start else set())
+        if len(shapes) > 1:
+            raise DataError(f"Images in {str(self.folder)!r} differ in size or channels ({sorted(shapes)}); "
+                            f"metrics need one size: resize them first.")
+        return torch.stack(imgs)
 
     def shape(self) -> tuple[int, int, int]:
         if self._shape is None:
@@ -213,23 +203,17 @@ class DatasetSource(ImageSource):
         self._description = {**(description or {}), "kind": "dataset", "n": self.n, "size": size,
                              "subset": subset}
 
-    def batches(self) -> Iterator[torch.Tensor]:
-        for _, img in self.shard_batches(0, 1):
-            yield img
-
-    def shard_batches(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        for index, start in enumerate(range(0, self.n, self.batch_size)):
-            if index % world_size != rank:
-                continue
-            idx = torch.from_numpy(self.indices[start:start + self.batch_size])
-            stored = getattr(self.dataset, "tensors", {}).get("image")
-            if stored is not None and stored.dtype == torch.uint8:
-                img = stored[idx]                     # in-memory uint8: the file's grey levels, no round trip
-            elif hasattr(self.dataset, "get_batch"):
-                img = self.dataset.get_batch(idx)["image"]
-            else:
-                img = torch.stack([self.dataset[int(i)]["image"] for i in idx])
-            yield index, as_uint8(img, "The reference dataset")
+    def batch(self, index: int) -> torch.Tensor:
+        start = index * self.batch_size
+        idx = torch.from_numpy(self.indices[start:start + self.batch_size])
+        stored = getattr(self.dataset, "tensors", {}).get("image")
+        if stored is not None and stored.dtype == torch.uint8:
+            img = stored[idx]                     # in-memory uint8: the file's grey levels, no round trip
+        elif hasattr(self.dataset, "get_batch"):
+            img = self.dataset.get_batch(idx)["image"]
+        else:
+            img = torch.stack([self.dataset[int(i)]["image"] for i in idx])
+        return as_uint8(img, "The reference dataset")
 
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.dataset[int(self.indices[0])]["image"].shape)
@@ -272,8 +256,8 @@ def extract(source: ImageSource, extractors: dict[str, Extractor], wants: Wants,
     batches: Iterator[tuple[int, torch.Tensor]] = source.shard_batches(rank, world)
     if progress and rank == 0:
         from tqdm import tqdm
-        n_batches = -(-source.n // max(1, getattr(source, "batch_size", 64)))
-        batches = tqdm(batches, total=len(range(rank, n_batches, world)), desc=desc, unit="batch", leave=False)
+        batches = tqdm(batches, total=len(range(rank, source.n_batches, world)), desc=desc, unit="batch",
+                       leave=False)
     order: list[tuple[int, int]] = []          # (global batch index, rows) of the batches this rank extracted
     for index, img in batches:
         order.append((index, len(img)))

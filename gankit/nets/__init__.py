@@ -20,11 +20,11 @@ Generator convention: ``G(z [N, z_dim], label [N] or None) -> [N, C, H, W] in [-
 ``D(x, label or None) -> [N]`` raw scores (no sigmoid; losses apply their own link). Translators map
 ``[N, C_in, H, W] -> [N, C_out, H, W]`` in [-1, 1]; patch discriminators return ``[N, 1, h, w]``.
 """
-from .base import (build_net, check_kwargs, discriminators, generators, init_weights, inits, make_net, networks,
-                   slot_for)
+from .base import (SLOTS, build_net, check_kwargs, check_net_config, discriminators, generators, init_weights, inits,
+                   kwargs_slot, make_net, networks, slot_for, unwrap)
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
 from . import dcgan, mlp, patchgan, resnet, unet  # noqa: E402,F401
 
 __all__ = ["generators", "discriminators", "networks", "inits", "check_kwargs", "make_net", "init_weights",
-           "build_net", "slot_for"]
+           "build_net", "slot_for", "SLOTS", "kwargs_slot", "check_net_config", "unwrap"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -124,9 +124,48 @@ def _init_orthogonal(m: nn.Module) -> None:
 
 
 
+def unwrap(module: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (for state dicts, EMA copies, sampling, growing);
+    other modules as they are. Here, below recipes and engine, so both use the one definition."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+# The networks a NetConfig names: one for image-like data (images, pairs), one for vectors (toys, tables).
+SLOTS = ("image", "vector")
+
+
 def slot_for(data_kind: str) -> str:
     """Which network of a ``NetConfig`` a kind of data uses: "vector" for vectors, "image" for images and pairs."""
     return "vector" if data_kind == "vector" else "image"
+
+
+def _args(role: str, arch: str) -> list[str]:
+    return [p for p in inspect.signature(networks[role].get(arch).__init__).parameters if p != "self"]
+
+
+def kwargs_slot(net: dict, role: str, arg: str, data_kind: Callable[[], str | None]) -> str:
+    """Which ``*_kwargs`` of NetConfig ``net`` (a dict) a ``G.arg`` override belongs to: the network that takes
+    it; when both do, the one this data uses (``data_kind()`` is only asked then: it may look at the data)."""
+    reg = networks[role]
+    named = [s for s in SLOTS if net.get(s) and net[s] in reg]
+    takes = [s for s in named if arg in _args(role, net[s])]
+    if len(takes) > 1 and (kind := data_kind()):
+        takes = [slot_for(kind)]
+    if not takes:
+        raise ConfigError(f"Unknown network argument {role}.{arg}. {role}'s networks take: "
+                          + "; ".join(f"{net[s]} ({s}): {', '.join(sorted(_args(role, net[s])))}" for s in named)
+                          + ".")
+    return takes[0] + "_kwargs"
+
+
+def check_net_config(role: str, net: Any) -> None:
+    """A NetConfig's initialisation and every named network's constructor arguments, against the registries."""
+    if net.init != "default":
+        inits.get(net.init)
+    for slot in SLOTS:
+        arch = getattr(net, slot)
+        if arch:
+            check_kwargs(networks[role].get(arch).__init__, getattr(net, f"{slot}_kwargs"), f"{role} ({arch})")
 
 
 def build_net(role: str, net_cfg, data_kind: str, interface: dict, where: str | None = None) -> nn.Module:

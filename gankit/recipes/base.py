@@ -28,6 +28,7 @@ from torch import nn
 from ..config import dataclass_from_dict
 from ..data.base import DataInfo
 from ..errors import ConfigError
+from ..nets.base import unwrap
 from ..optim import OptimizerSpec
 from ..registry import Registry
 
@@ -199,8 +200,7 @@ class Recipe(nn.Module):
 
     def plain(self, name: str) -> nn.Module:
         """Network ``name`` without a DistributedDataParallel wrapper (for its attributes or to change it)."""
-        net = self.nets[name]
-        return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+        return unwrap(self.nets[name])
 
     # ---- using the trained model --------------------------------------------------------------------------
     def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:
@@ -216,7 +216,7 @@ class Recipe(nn.Module):
         """``{"default": Sampler, ...}`` drawing from ``nets`` (normally the EMA copies)."""
         raise NotImplementedError
 
-    def sampler(self, nets: nn.ModuleDict | None = None, *args: Any, **kwargs: Any) -> Any:
+    def sampler(self, nets: nn.ModuleDict | None = None) -> Any:
         """The default sampler."""
         return self.samplers(nets)["default"]
 

@@ -116,10 +116,10 @@ class GAN(Recipe):
             loss = loss + self.opts.gp_weight * gp
             out["D/gp"] = gp.detach()
         if self.opts.r1_gamma > 0 and not self.opts.r1_phase and ctx.step % self.opts.r1_interval == 0:
-            r1 = r1_penalty(lambda x: D(x, label), real)
-            # gamma/2 * E||grad||^2, times the interval so the average strength does not depend on it.
-            loss = loss + 0.5 * self.opts.r1_gamma * self.opts.r1_interval * r1
-            out["D/r1"] = r1.detach()
+            # Fused lazy R1: times the interval, so the average strength does not depend on it.
+            r1 = self.r1_loss(batch, ctx)
+            loss = loss + self.opts.r1_interval * r1["loss"]
+            out["D/r1"] = r1["D/r1"]
         out["loss"] = loss
         return out
 
