@@ -52,6 +52,10 @@ def register_sample_option(name: str, type_: type, help_: str) -> SampleOption:
 
 
 register_sample_option("label", int, "Class for conditional models (default: cycle through the classes).")
+# Shared by every family with a truncation trick; each sampler that accepts it documents its meaning
+# (StyleGAN2: psi, the pull of w towards the tracked W average; BigGAN: the threshold |z| is resampled beyond).
+register_sample_option("truncation", float, "Truncation trick; its meaning is the family's (StyleGAN2: psi in W, "
+                       "1 = off; BigGAN: the threshold on |z|). See the family's docs.")
 
 
 @dataclass
