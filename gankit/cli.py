@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ConfigError, GankitError, TrainingDiverged
+from .errors import ConfigError, GankitError, TrainingDiverged, TrainingInterrupted
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -72,10 +72,17 @@ def train(preset, data, data_b, data_root, download, resolution, direction, conf
     all_overrides = {**flag_overrides, **dict(set_pairs)}
     if resume is not None:
         from .checkpoint import load_checkpoint
-        from .config import from_dict
+        from .config import flatten, from_dict, load_file
         from .engine.configure import apply_override
         saved = load_checkpoint(resume)
         cfg_dict = saved["config"]
+        preset_given = click.get_current_context().get_parameter_source("preset")
+        if preset_given is not None and preset_given.name != "DEFAULT" and preset != cfg_dict.get("preset"):
+            raise ConfigError(f"--resume continues the run in {resume!r}, trained with preset "
+                              f"{cfg_dict.get('preset')!r}, not {preset!r}. Drop --preset, or start a new run from "
+                              f"its weights with --init-from.")
+        if config_file:   # a file's values are changes like --set ones: checked against what resume may change
+            all_overrides = {**dict(flatten(load_file(config_file))), **all_overrides}
         for k, v in all_overrides.items():
             cfg_dict = apply_override(cfg_dict, k, v)
         cfg = from_dict(cfg_dict)
@@ -267,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     except TrainingDiverged as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)
+    except TrainingInterrupted as e:
+        click.echo(str(e), err=True)
+        sys.exit(130)
     except GankitError as e:
         click.echo("Error: " + "\n".join(textwrap.wrap(str(e), 110)), err=True)
         sys.exit(2)

@@ -24,3 +24,11 @@ class CheckpointError(GankitError):
 
 class TrainingDiverged(GankitError):
     """A non-finite loss stopped the run."""
+
+
+class TrainingInterrupted(GankitError):
+    """Ctrl-C (SIGINT) or SIGTERM stopped the run after a step; its checkpoint was saved there."""
+
+    def __init__(self, message: str, run_dir=None, checkpoint=None):
+        super().__init__(message)
+        self.run_dir, self.checkpoint = run_dir, checkpoint

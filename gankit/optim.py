@@ -99,7 +99,11 @@ def build_optimizer(spec: OptimizerSpec, c: OptConfig, nets: nn.ModuleDict, wher
                              **g.extra})
     if not any(g["params"] for g in torch_groups):
         raise ConfigError(f"{where}: the optimiser has no parameters to update.")
-    opt = optimizers.get(c.name)(torch_groups, c)
+    try:
+        opt = optimizers.get(c.name)(torch_groups, c)
+    except ValueError as e:     # torch's range checks ("Invalid beta parameter at index 0") name no config key
+        raise ConfigError(f"{where}: {c.name} refuses its hyper-parameters (lr={c.lr}, betas={list(c.betas)}, "
+                          f"eps={c.eps}, weight_decay={c.weight_decay}, momentum={c.momentum}): {e}.") from e
     for g, tg in zip(opt.param_groups, torch_groups):   # torch keeps unknown keys; make sure of it
         g.setdefault(BASE_LR, tg[BASE_LR])
     return opt

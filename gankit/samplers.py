@@ -86,6 +86,7 @@ class EvalRequest:
     progress: bool = False
     extractors: dict | None = None               # kept by the trainer so weights load once
     shard: Any = None                            # gankit.metrics.Shard under torchrun: extraction split over ranks
+    ref_size: int | None = None                  # items the reference holds, when the caller knows (``prepare``)
     options: dict = field(default_factory=dict)  # further metric options (EvalOptions fields)
 
 
@@ -116,6 +117,11 @@ class Sampler:
     @classmethod
     def check_metrics(cls, names: Sequence[str]) -> None:
         """Raise ``ConfigError`` for metrics this kind cannot compute (validation, before training)."""
+
+    def prepare(self, request: EvalRequest) -> None:
+        """Check, before training starts, what ``evaluate(request)`` will need and can be known now (weights
+        files, enough samples for each metric), loading what can be kept into ``request.extractors``. The loop
+        calls it on fresh and resumed runs, so a run never fails at its end. Default: nothing to check."""
 
     def evaluate(self, request: EvalRequest) -> dict[str, Any]:
         raise NotImplementedError
@@ -163,6 +169,14 @@ class NoiseSampler(Sampler):
         if paired:
             raise ConfigError(f"Metrics {paired} score image-to-image translators (pix2pix, cyclegan); this model "
                               f"samples from noise (use fid, kid, is, pr, dc, modes or toy).")
+
+    def prepare(self, r: EvalRequest) -> None:
+        from .metrics import prepare_evaluation
+        n_ref = r.n_ref if r.n_ref is not None else r.ref_size
+        prepare_evaluation(r.metrics or "fid", r.n, n_ref, extractor=r.extractor, device=r.device,
+                           batch_size=r.batch_size, inception_weights=r.inception_weights,
+                           verify_weights=r.verify_weights, download=r.download, extractors=r.extractors,
+                           **r.options)
 
     def evaluate(self, r: EvalRequest) -> dict[str, Any]:
         from .metrics import evaluate

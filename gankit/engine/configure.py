@@ -20,7 +20,7 @@ from ..config import (DataConfig, NetConfig, TrainConfig, dataclass_from_dict, f
                       load_file, merge, set_dotted, split_override, to_dict)
 from ..data import data_kinds, kinds as data_kind_registry
 from ..errors import ConfigError
-from ..nets import check_net_config, kwargs_slot
+from ..nets import check_net_config, kwargs_slot, slot_for
 from ..optim import optimizers
 from ..presets import get_preset
 from ..recipes import recipes
@@ -115,6 +115,19 @@ def validate(cfg: TrainConfig) -> None:
     for k in ("ema_kimg", "ema_rampup", "ema_start_kimg", "metrics_kimg"):
         if getattr(cfg, k) < 0:
             raise ConfigError(f"{k} must be >= 0, got {getattr(cfg, k)}.")
+    # The loop counts in whole images: an interval that rounds to 0 images would divide by zero (and a run of
+    # 0 images would do nothing). A kimg of 0.001 is one image.
+    in_images = {"kimg": round(cfg.kimg * 1000), "tick_kimg": int(cfg.tick_kimg * 1000),   # as the loop counts
+                 "snapshot_kimg": int(cfg.snapshot_kimg * 1000), "metrics_kimg": int(cfg.metrics_kimg * 1000)}
+    for k, images in in_images.items():
+        value = getattr(cfg, k)
+        if value > 0 and images < 1:
+            raise ConfigError(f"{k}={value:g} is less than one image (kimg counts thousands of images; the "
+                              f"smallest interval is 0.001).")
+    if cfg.metrics_n < 1:
+        raise ConfigError(f"metrics_n must be at least 1, got {cfg.metrics_n}.")
+    if cfg.data.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}.")
     if cfg.on_nonfinite not in NONFINITE_CHOICES:
         raise ConfigError(f"on_nonfinite must be one of {', '.join(NONFINITE_CHOICES)}, got {cfg.on_nonfinite!r}.")
     if cfg.amp not in AMP_CHOICES:
@@ -133,15 +146,32 @@ def validate(cfg: TrainConfig) -> None:
     for role in ("G", "D"):
         check_net_config(role, getattr(cfg, role))
     for name, oc in cfg.opt.items():
-        optimizers.get(oc.name)
-        if oc.lr <= 0:
-            raise ConfigError(f"opt.{name}.lr must be positive, got {oc.lr}.")
+        check_opt_config(oc, f"opt.{name}")
     if cfg.metrics:
         from ..metrics import metric_names
         unknown = [m for m in cfg.metrics if m.partition("@")[0] not in metric_names()]  # "fid@classifier:clf.pt"
         if unknown:
             raise ConfigError(f"Unknown metric(s) {unknown}. Valid metrics: {', '.join(metric_names())}.")
         sampler_kinds.get(recipe_cls.sampler_kind).check_metrics(cfg.metrics)
+
+
+def check_opt_config(oc: Any, where: str) -> None:
+    """Ranges of one optimiser's hyper-parameters, checked before torch sees them (its ValueError names no key)."""
+    optimizers.get(oc.name)
+    if not oc.lr > 0:
+        raise ConfigError(f"{where}.lr must be positive, got {oc.lr}.")
+    betas = tuple(oc.betas)
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in betas):
+        raise ConfigError(f"{where}.betas must be two numbers [beta1, beta2], got {list(betas)}.")
+    for i, b in enumerate(betas):
+        if not 0.0 <= b < 1.0:
+            raise ConfigError(f"{where}.betas[{i}] must be in [0, 1), got {b} (Adam's moment decay rates).")
+    if not oc.eps >= 0:
+        raise ConfigError(f"{where}.eps must be >= 0, got {oc.eps}.")
+    if not oc.weight_decay >= 0:
+        raise ConfigError(f"{where}.weight_decay must be >= 0, got {oc.weight_decay}.")
+    if not oc.momentum >= 0:
+        raise ConfigError(f"{where}.momentum must be >= 0, got {oc.momentum}.")
 
 
 def _validate_data_options(data: DataConfig) -> None:
@@ -167,3 +197,32 @@ def data_options_for(kind: str, data: DataConfig) -> Any:
         return None
     mine = {k: v for k, v in data.options.items() if k in field_names(spec.options)}
     return dataclass_from_dict(spec.options, mine, f"data options of kind {kind!r}")
+
+
+def explain_first_step_failure(cfg: TrainConfig, error: BaseException) -> ConfigError:
+    """The error of a run's first step (torch's shape or dtype complaint) as a ``ConfigError`` naming the values
+    that decide what the networks compute: their architectural arguments, the data's shape options, the batch.
+
+    Network arguments are checked against the signatures before training, and construction errors name them
+    (``nets.make_net``); a value that builds but cannot run (``G.ngf=0``, a resolution an architecture
+    cannot reach) shows up only in the first forward pass, which is still before any training happened.
+    Set GANKIT_TRACEBACK=1 to see torch's traceback instead.
+    """
+    import os
+    if os.environ.get("GANKIT_TRACEBACK"):
+        raise error
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    if "out of memory" in first.lower():
+        return ConfigError(f"The first training step ran out of memory ({first}). Lower --batch or the network "
+                           f"widths, or split each batch with --set grad_accum=N.")
+    kind = _first_kind(to_dict(cfg)) or "image"
+    slot = slot_for(kind)
+    nets = []
+    for role in ("G", "D"):
+        net: NetConfig = getattr(cfg, role)
+        nets.append(f"{role} = {getattr(net, slot)} {getattr(net, slot + '_kwargs') or '(defaults)'}")
+    data = {k: getattr(cfg.data, k) for k in ("resolution", "channels") if getattr(cfg.data, k)}
+    return ConfigError(f"The first training step failed ({type(error).__name__}: {first}). The configured networks "
+                       f"cannot run on this data: {'; '.join(nets)}; data {data or '(own shape)'}, batch_size "
+                       f"{cfg.batch_size}. Check the G.* / D.* arguments (a width of 0, a resolution the "
+                       f"architecture cannot make). Set GANKIT_TRACEBACK=1 for torch's traceback.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ import torch
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import TrainConfig, from_dict, save_json
 from ..data.base import DataInfo
-from ..errors import TrainingDiverged
+from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from ..io import atomic_write_text
 from ..runlog import RunLog
 from ..samplers import EvalRequest
 from . import distributed
 from .build import build, resolve_device
-from .configure import validate
+from .configure import explain_first_step_failure, validate
+from .interrupt import StopOnSignal
 from .rundir import merge_resume_config, new_run_dir
 from .step import Trainer
 
@@ -51,16 +53,26 @@ def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path 
         trainer, dataset = build(cfg, device=device, dataset=dataset, world=world)
         if ckpt is not None:
             trainer.load_state_dict(ckpt)
-        else:
+        # Metric prerequisites (the weights file, enough samples) before the first step, fresh or resumed.
+        _prepare_metrics(trainer, dataset)
+        if ckpt is None:
             run_dir = Path(distributed.broadcast_object(str(new_run_dir(out, cfg)) if world.is_main else None, world))
-        return training_loop(trainer, dataset, run_dir, progress=progress and world.is_main,
-                             resumed=ckpt is not None, rank=world.rank)
+        try:
+            with StopOnSignal(message=world.is_main) as stop:    # Ctrl-C: finish the step, checkpoint, stop
+                return training_loop(trainer, dataset, run_dir, progress=progress and world.is_main,
+                                     resumed=ckpt is not None, rank=world.rank, stop=stop)
+        except ConfigError:
+            # The networks could not run their first step: no training happened, so the run this call just
+            # created (config.json, log.txt, the initial latest.pt) is removed, as a failed build leaves none.
+            if ckpt is None and trainer.step == 0 and world.is_main:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
     finally:
         distributed.shutdown(world)
 
 
 def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool = True, resumed: bool = False,
-                  rank: int = 0) -> Path:
+                  rank: int = 0, stop: StopOnSignal | None = None) -> Path:
     from tqdm import tqdm
     cfg, recipe = trainer.cfg, trainer.recipe
     info: DataInfo = dataset.info
@@ -87,11 +99,25 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
     bar = tqdm(total=total / 1000, initial=min(trainer.nimg, total) / 1000, unit="kimg", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
     tick_start_time, tick_start_nimg = time.time(), trainer.nimg
-    first_of_tick = True
+    first_of_tick, first_step = True, True
+    stop = stop or StopOnSignal()      # not installed: never requested (train() installs the handlers)
     while trainer.nimg < total:
         # -- One step; the first of each tick also measures gradient norms (a sample per tick suffices).
-        trainer.train_step(measure_grad_norm=first_of_tick)
+        if first_step:    # what goes wrong in the first step is a config the networks cannot run (exit 2)
+            try:
+                trainer.train_step(measure_grad_norm=first_of_tick)
+            except (RuntimeError, ValueError) as e:
+                error = explain_first_step_failure(cfg, e)
+                log.text(str(error))
+                log.close()
+                raise error from e
+            first_step = False
+        else:
+            trainer.train_step(measure_grad_norm=first_of_tick)
         first_of_tick = False
+        # -- Ctrl-C / SIGTERM: this step is complete; checkpoint it and stop (every rank agrees).
+        if stop.requested_on_any_rank(trainer.world):
+            _save_interrupted(trainer, info, run_dir, log, stop.requested or "a signal on another rank")
         done = trainer.nimg >= total
         if trainer.nimg < next_tick and not done:
             continue
@@ -140,6 +166,43 @@ def _save(trainer: Trainer, info: DataInfo, path: Path) -> None:
     if world.is_main:
         save_checkpoint(trainer.state_dict(info), path)
     distributed.barrier(world)
+
+
+def _prepare_metrics(trainer: Trainer, dataset: Any) -> None:
+    """What the training-time metrics need (weights file, sample counts), checked before the first step; the
+    extractors are kept in the trainer. Rank 0 first (a weights download happens once), then the others."""
+    cfg = trainer.cfg
+    if not cfg.metrics:
+        return
+    sampler = trainer.recipe.samplers(trainer.sampling_nets())["default"]
+    request = EvalRequest(metrics=cfg.metrics, data=cfg.data, n=cfg.metrics_n, seed=cfg.seed,
+                          extractor=cfg.extractor, device=trainer.device, extractors=trainer.extractors,
+                          ref_size=getattr(dataset.info, "size", None) or None)
+    world = trainer.world
+    if world.is_main:
+        sampler.prepare(request)
+    distributed.barrier(world)
+    if not world.is_main:
+        sampler.prepare(request)
+
+
+def _save_interrupted(trainer: Trainer, info: DataInfo, run_dir: Path, log: Any, signal_name: str) -> None:
+    """After a signal: the completed step's state to latest.pt (rank 0, once every rank has finished the step),
+    unless a loss of this tick was non-finite (latest.pt then keeps the last good state); then stop."""
+    latest = run_dir / "latest.pt"
+    distributed.barrier(trainer.world)
+    bad_step = _first_bad_step(trainer)
+    where = f"kimg {trainer.nimg / 1000:.3f} (step {trainer.step})"
+    if bad_step is None:
+        _save(trainer, info, latest)
+        msg = (f"Interrupted ({signal_name}) at {where}: saved {latest}. Continue the same run with "
+               f"`gankit train --resume {run_dir}`.")
+    else:
+        msg = (f"Interrupted ({signal_name}) at {where}, after a non-finite loss at step {bad_step}: {latest} "
+               f"keeps the last good state (kimg {load_checkpoint(latest)['nimg'] / 1000:.3f}).")
+    log.text(msg)
+    log.close()
+    raise TrainingInterrupted(msg, run_dir=run_dir, checkpoint=latest)
 
 
 def _first_bad_step(trainer: Trainer) -> int | None:

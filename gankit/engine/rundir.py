@@ -35,6 +35,12 @@ def merge_resume_config(saved: TrainConfig, requested: TrainConfig | None, expli
     """The checkpoint's config with the schedule keys the user explicitly changed; anything else is an error."""
     if requested is None:
         return saved
+    # A resume continues the run it names: a different family is another experiment (start it with --init-from).
+    for key, asked in (("recipe", requested.recipe), ("preset", requested.preset)):
+        if asked and asked != getattr(saved, key):
+            raise ConfigError(f"Cannot resume with {key} {asked!r}: the run was trained with {key} "
+                              f"{getattr(saved, key)!r}. --resume continues that run; to start a new {asked!r} run "
+                              f"from its weights use --init-from instead.")
     saved_d, req_d = to_dict(saved), to_dict(requested)
     for key in explicit:
         top = key.split(".")[0]

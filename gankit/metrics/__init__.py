@@ -14,7 +14,7 @@ from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, Shard, exac
 # Importing the modules registers their metrics and extractors.
 from . import classifier, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401  (registration)
 from .classifier import ClassifierExtractor, load_classifier, mode_metrics, save_classifier, train_classifier
-from .evaluate import compare_cards, evaluate, format_table, load_card, save_card
+from .evaluate import compare_cards, evaluate, format_table, load_card, prepare_evaluation, save_card
 from .fid import (fid_bootstrap, fid_from_stats, frechet_distance, trace_sqrt_product,
                   trace_sqrt_product_factored)
 from .inception import InceptionExtractor, find_inception_weights, write_random_inception_weights
@@ -32,7 +32,7 @@ __all__ = [
     "fid_from_stats", "find_inception_weights",
     "format_table", "frechet_distance", "inception_score", "kernel_inception_distance", "knn_radii",
     "load_card", "load_classifier", "load_stats", "make_extractor", "metric_names", "metrics", "mode_metrics",
-    "paired_metrics", "precision_recall_density_coverage", "save_card", "save_classifier", "save_stats",
+    "paired_metrics", "precision_recall_density_coverage", "prepare_evaluation", "save_card", "save_classifier", "save_stats",
     "toy_metrics", "trace_sqrt_product", "trace_sqrt_product_factored", "train_classifier",
     "write_random_inception_weights",
 ]

@@ -357,6 +357,13 @@ class MetricSpec:
     # Direction of the headline number (the first of ``values`` a result holds), which decides a run's "best"
     # snapshot: scores and coverage are better high, distances and errors low.
     higher_is_better: bool = True
+    # The fewest samples (generated, and reference when it has one) the metric is defined for: checked before
+    # training by ``prepare_evaluation``, so a run does not fail at its end. (n - 1 covariances need 2, k-NN
+    # radii without the point itself k + 1, IS one image per split.)
+    min_n: int | Callable[[EvalOptions], int] = 1
+
+    def min_samples(self, opts: EvalOptions) -> int:
+        return self.min_n(opts) if callable(self.min_n) else self.min_n
 
     def headline(self, result_values: dict[str, Any]) -> str | None:
         """Name of this metric's headline number in ``result_values`` (None when it is not there)."""

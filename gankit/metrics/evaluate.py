@@ -183,6 +183,46 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
         "options": dataclasses.asdict(opts)}, start)
 
 
+def prepare_evaluation(metrics: str | Iterable[str], n_gen: int | None = None, n_ref: int | None = None, *,
+                       extractor: str = "auto", device: str | torch.device | None = None, batch_size: int = 64,
+                       inception_weights: str | os.PathLike | None = None, verify_weights: bool | None = None,
+                       download: bool = True, extractors: dict[str, Extractor] | None = None,
+                       **options: Any) -> dict[str, Extractor]:
+    """Check, before any work, what an evaluation of ``metrics`` will need; build its feature extractors.
+
+    For validation before training (``Sampler.prepare``): the metric names and their options, the extractors
+    (the Inception weights file found, read as data and verified; a classifier file loaded), that each extractor
+    gives what its metrics read, and that ``n_gen`` generated and ``n_ref`` reference samples (None = not known
+    yet) are enough for every metric (``MetricSpec.min_n``). The extractors go into ``extractors`` (returned),
+    so a caller that keeps the dict does not load them twice. Paired metrics (psnr, ssim, l1) and the toy metric
+    need no extractor.
+    """
+    try:
+        opts = EvalOptions(**options)
+    except TypeError as e:
+        valid = ", ".join(f.name for f in dataclasses.fields(EvalOptions))
+        raise ConfigError(f"Unknown evaluation option ({e}). Valid options: {valid}.") from None
+    default_extractor = "inception" if extractor in ("auto", "", None) else extractor
+    built = extractors if extractors is not None else {}
+    for spec, ext in parse_metrics(metrics, default_extractor):
+        need = spec.min_samples(opts)
+        for n, what in ((n_gen, "generated samples (metrics_n)"), (n_ref if spec.needs_ref else None,
+                                                                   "reference items")):
+            if n is not None and n < need:
+                raise ConfigError(f"Metric {spec.name!r} needs at least {need} {what.split(' (')[0]}, but the "
+                                  f"evaluation has {n} {what}. Raise it, or drop {spec.name!r}.")
+        if spec.output in ("", "pairs"):
+            continue
+        if ext not in built:
+            built[ext] = make_extractor(ext, device=resolve_device(device), batch_size=batch_size,
+                                        inception_weights=inception_weights, verify_weights=verify_weights,
+                                        download=download)
+        if spec.output not in built[ext].outputs:
+            raise ConfigError(f"Metric {spec.name!r} needs {spec.output!r} from extractor {ext!r}, which gives "
+                              f"only {', '.join(built[ext].outputs)}.")
+    return built
+
+
 def _want(wants: Wants, ext: str, output: str, moments: bool, keep: bool) -> None:
     old_moments, old_keep = wants.setdefault(ext, {}).get(output, (False, False))
     wants[ext][output] = (old_moments or moments, old_keep or keep)

@@ -167,7 +167,7 @@ def _compute_fid(gen: FeatureStats, ref: FeatureStats, opts: EvalOptions) -> dic
 metrics.register("fid")(MetricSpec(
     name="fid", values=("fid", "fid_ci_low", "fid_ci_high", "fid_boot_std"),
     output="features", needs_ref=True, keep_gen=lambda o: o.fid_bootstrap > 0, keep_ref=False, compute=_compute_fid,
-    higher_is_better=False,
+    higher_is_better=False, min_n=2,
     params=lambda o: {"covariance": "unbiased (N-1), float64", "trace": "symmetric eigvalsh / eigvals",
                       "bootstrap": o.fid_bootstrap, **({"bootstrap_seed": o.rng_seed} if o.fid_bootstrap else {})},
     description="Frechet distance between Gaussians fitted to the features (Heusel et al. 2017)"))

@@ -47,7 +47,7 @@ def _compute_is(gen: FeatureStats, ref: FeatureStats | None, opts: EvalOptions) 
 metrics.register("is")(MetricSpec(
     name="is", values=("is", "is_std"),
     output="logits", needs_ref=False, keep_gen=True, keep_ref=False, compute=_compute_is,
-    needs_moments=False,
+    needs_moments=False, min_n=lambda o: o.is_splits,
     params=lambda o: {"splits": o.is_splits, "shuffle": o.is_shuffle, "seed": o.rng_seed,
                       "std": "population (np.std)"},
     description="Inception Score on unbiased logits (Salimans et al. 2016)"))

@@ -76,7 +76,7 @@ def _compute_kid(gen: FeatureStats, ref: FeatureStats, opts: EvalOptions) -> dic
 metrics.register("kid")(MetricSpec(
     name="kid", values=("kid", "kid_std"),
     output="features", needs_ref=True, keep_gen=True, keep_ref=True, compute=_compute_kid,
-    needs_moments=False, higher_is_better=False,
+    needs_moments=False, higher_is_better=False, min_n=2,
     params=lambda o: {"kernel": "(x.y/d+1)^3", "estimator": "unbiased MMD^2", "subsets": o.kid_subsets,
                       "subset_size": o.kid_subset_size, "seed": o.rng_seed},
     description="Kernel Inception Distance, unbiased MMD^2 with a cubic kernel (Binkowski et al. 2018)"))

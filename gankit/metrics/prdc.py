@@ -139,11 +139,11 @@ def _compute_dc(gen: FeatureStats, ref: FeatureStats, opts: EvalOptions) -> dict
 metrics.register("pr")(MetricSpec(
     name="pr", values=("precision", "recall"),
     output="features", needs_ref=True, keep_gen=True, keep_ref=True, compute=_compute_pr,
-    needs_moments=False, params=lambda o: {"k": o.pr_k, "membership": "<=", "self_excluded": True},
+    needs_moments=False, min_n=lambda o: o.pr_k + 1, params=lambda o: {"k": o.pr_k, "membership": "<=", "self_excluded": True},
     description="Improved precision and recall (Kynkaanniemi et al. 2019)"))
 
 metrics.register("dc")(MetricSpec(
     name="dc", values=("density", "coverage"),
     output="features", needs_ref=True, keep_gen=True, keep_ref=True, compute=_compute_dc,
-    needs_moments=False, params=lambda o: {"k": o.dc_k, "membership": "<", "self_excluded": True},
+    needs_moments=False, min_n=lambda o: o.dc_k + 1, params=lambda o: {"k": o.dc_k, "membership": "<", "self_excluded": True},
     description="Density and coverage (Naeem et al. 2020)"))

@@ -44,7 +44,15 @@ def make_net(role: str, arch: str, user_kwargs: dict, interface: dict, where: st
     if clash:
         raise ConfigError(f"{where} ({arch}): {sorted(clash)} come from the data and cannot be set by hand.")
     check_kwargs(cls.__init__, interface, f"{where} ({arch}) interface")
-    return cls(**interface, **user_kwargs)
+    try:
+        return cls(**interface, **user_kwargs)
+    except (RuntimeError, ValueError, TypeError, ZeroDivisionError, AssertionError, IndexError) as e:
+        # A value out of range (ngf=-4, a resolution the architecture cannot make): name the arguments, not
+        # torch's tensor shapes.
+        given = ", ".join(f"{k}={v!r}" for k, v in user_kwargs.items()) or "its default arguments"
+        raise ConfigError(f"{where} ({arch}): cannot build the network with {given} for this data "
+                          f"({', '.join(f'{k}={v!r}' for k, v in interface.items())}): "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
 
 
 def init_weights(net: nn.Module, scheme: str) -> nn.Module:

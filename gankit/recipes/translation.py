@@ -187,6 +187,15 @@ class Translator(Sampler):
     def check_metrics(cls, names: Any) -> None:
         """Every registered metric applies: paired ones on paired test data, image ones on the target domain."""
 
+    def prepare(self, r: EvalRequest) -> None:
+        """The extractors of the image metrics (the weights file) before training; the test split's size is
+        known only when it is loaded, at evaluation."""
+        if r.metrics:
+            from ..metrics import prepare_evaluation
+            prepare_evaluation(r.metrics, extractor=r.extractor, device=r.device, batch_size=r.batch_size,
+                               inception_weights=r.inception_weights, verify_weights=r.verify_weights,
+                               download=r.download, extractors=r.extractors)
+
     def evaluate(self, r: EvalRequest) -> dict[str, Any]:
         """The translator on the test split of its data (or ``r.ref`` / ``r.ref_b``)."""
         import dataclasses
