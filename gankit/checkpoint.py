@@ -22,11 +22,14 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .io import atomic_write
+from .io import atomic_write, damage_of
 from .version import __version__
 
 FORMAT = "gankit"
 VERSION = 2
+# What every checkpoint holds (to use its networks), and what continuing its run needs besides.
+REQUIRED_KEYS = ("config", "data_info", "nets")
+TRAINING_STATE_KEYS = ("nimg", "step", "opt", "rng", "stream")
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -50,8 +53,30 @@ def migrate(ckpt: dict) -> dict:
     return ckpt
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a gankit checkpoint with ``weights_only=True``; refuse anything else with a clear message."""
+def require_keys(ckpt: dict, keys: tuple[str, ...], path: str | Path, purpose: str) -> None:
+    """A ``CheckpointError`` naming the entries ``ckpt`` lacks for ``purpose`` (never a bare KeyError later)."""
+    missing = [k for k in keys if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"Checkpoint {str(path)!r} lacks {', '.join(repr(k) for k in missing)}, which "
+                              f"{purpose} needs (it has {', '.join(sorted(map(str, ckpt))) or 'nothing'}). It was not "
+                              f"written whole by gankit's trainer; use another ckpt-<kimg>.pt of the run.")
+
+
+def load_module_state(module: torch.nn.Module, state: dict, path: str | Path, what: str = "networks") -> None:
+    """``module.load_state_dict(state)`` with a ``CheckpointError`` naming missing / unexpected / misshapen keys."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:4]
+        raise CheckpointError(f"The {what} in {str(path)!r} do not fit the model its config builds: "
+                              f"{' '.join(lines)[:600]}") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    require: tuple[str, ...] = ()) -> dict:
+    """Load a gankit checkpoint with ``weights_only=True``; refuse anything else with a clear message.
+
+    Every checkpoint must hold ``REQUIRED_KEYS``; ``require`` adds more (``TRAINING_STATE_KEYS`` to resume)."""
     path = Path(path)
     if path.is_dir():
         path = path / "latest.pt"
@@ -62,17 +87,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "Unsupported global" not in str(e) and "GLOBAL" not in str(e):
-            raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: it is not a torch file "
-                                  f"({str(e).splitlines()[0][:200]}).") from None
+            damage = damage_of(path)
+            raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: it "
+                                  f"{damage or 'is not a torch file'} ({str(e).splitlines()[0][:200]}).") from None
         raise CheckpointError(
             f"Refusing to load {str(path)!r}: it contains pickled Python objects (code), which gankit never writes "
             f"and will not execute. Only data-only gankit checkpoints are accepted."
         ) from None
     except Exception as e:  # truncated / not a torch file
-        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from None
+        damage = damage_of(path)
+        if damage:
+            raise CheckpointError(f"Checkpoint {str(path)!r} {damage}: it cannot be read. Copy it again, or use "
+                                  "another ckpt-<kimg>.pt of the run.") from None
+        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: it is not a torch file "
+                              f"({type(e).__name__}: {str(e)[:200]}).") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a gankit checkpoint (no 'format': 'gankit' entry).")
     if ckpt.get("version", 0) > VERSION:
         raise CheckpointError(f"{str(path)!r} was written by a newer gankit (checkpoint version {ckpt['version']}, "
                               f"this gankit reads up to {VERSION}); upgrade gankit.")
-    return migrate(ckpt)
+    ckpt = migrate(ckpt)
+    require_keys(ckpt, REQUIRED_KEYS + tuple(require), path, "resuming its run" if require else "using it")
+    return ckpt

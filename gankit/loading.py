@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, load_module_state
 from .config import from_dict
 from .data.base import DataInfo
 from .errors import CheckpointError
@@ -38,13 +38,13 @@ def load_recipe(path: str | Path, device: str | torch.device = "cpu", ema: bool 
     """
     ckpt = load_checkpoint(path)
     recipe, cfg, info = recipe_from_checkpoint(ckpt)
-    recipe.load_state_dict(ckpt["nets"])
+    load_module_state(recipe, ckpt["nets"], path)
     recipe.to(device).eval().requires_grad_(False)
     nets = nn.ModuleDict(dict(recipe.nets.items()))
     if ema and ckpt.get("ema"):
         for name, state in ckpt["ema"].items():
             net = copy.deepcopy(recipe.nets[name])
-            net.load_state_dict(state)
+            load_module_state(net, state, path, f"EMA copy of {name}")
             nets[name] = net.to(device).eval().requires_grad_(False)
     return recipe, cfg, info, nets
 

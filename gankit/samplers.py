@@ -29,6 +29,7 @@ from torch import nn
 from .errors import ConfigError
 from .io import atomic_write_bytes
 from .registry import Registry
+from .sample import balanced_labels  # noqa: F401  (part of the sampler contract: conditional samplers use it)
 
 sampler_kinds: Registry[type["Sampler"]] = Registry("sampler kind")
 output_formats: Registry[Callable[..., None]] = Registry("output format")
@@ -146,9 +147,12 @@ class NoiseSampler(Sampler):
         self.output = output
         self.context = context or {}
 
-    def __call__(self, n: int, seed: int) -> torch.Tensor:
+    def __call__(self, n: int, seed: int, start: int = 0) -> torch.Tensor:
+        """The metrics' contract: ``n`` samples from latents seeded by ``seed``; ``start`` is the global index of
+        the first of them in the whole evaluation, from which a conditional G takes its labels
+        (``balanced_labels``), so an evaluation is class-balanced however it is batched or sharded."""
         from .sample import sample
-        return sample(self.G, n, seed=seed)
+        return sample(self.G, n, seed=seed, start=start)
 
     def draw(self, n: int | None = None, seed: int = 0, seeds: Sequence[int] | None = None, label: int | None = None
              ) -> torch.Tensor:

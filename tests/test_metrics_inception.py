@@ -173,7 +173,7 @@ def test_default_verification_rejects_other_weights(random_weights):
 def test_unverified_weights_must_be_plain_data(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"x": Path("not-a-tensor")}, bad)     # a pickled object: refused by weights_only loading
-    with pytest.raises(CheckpointError, match="plain state dict"):
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
         InceptionExtractor(bad, device="cpu", verify=False, download=False)
 
 

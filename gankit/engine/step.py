@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..config import OptConfig, TrainConfig, to_dict
+from ..checkpoint import load_module_state
 from ..data.base import BatchStream, DataInfo
 from ..optim import OptimizerSpec, build_optimizer, grad_norm, lazy_corrected, set_learning_rates
 from ..recipes.base import Phase, Recipe, StepContext
@@ -189,7 +190,7 @@ class Trainer:
             self.recipe.load_structure_state(ckpt["structure"])
             self._rebuild()
         with plain_nets(self.recipe):
-            self.recipe.load_state_dict(ckpt["nets"])
+            load_module_state(self.recipe, ckpt["nets"], "the checkpoint")
         self.strategies.load_state_dict(ckpt)
         missing = sorted(set(self.optimizers) - set(ckpt["opt"]))
         if missing:

@@ -31,7 +31,7 @@ from .base import (EvalOptions, Extractor, MetricSpec, Shard, make_extractor, pa
                    shard_size)
 from .base import metrics as metric_registry
 from .reference import reference_stats
-from .sources import Wants, extract, image_source
+from .sources import Wants, call_generator, extract, image_source, takes_start
 
 CARD_FORMAT = "gankit-eval"
 CARD_VERSION = 1
@@ -262,9 +262,11 @@ def _evaluate_vectors(requests, gen, ref, n_gen, seed, batch_size, opts, data_op
         gen_desc = {"kind": "tensor", "n": len(samples)}
     elif callable(gen):
         chunks = []
+        indexed = takes_start(gen)
         with torch.no_grad():
             for index, s in enumerate(range(0, n, batch_size)):
-                chunks.append(gen(min(batch_size, n - s), seed + index).detach().double().cpu())
+                chunks.append(call_generator(gen, min(batch_size, n - s), seed + index, s, indexed)
+                              .detach().double().cpu())
         samples = torch.cat(chunks)
         gen_desc = {"kind": "generator", "n": n, "base_seed": seed, "batch_size": batch_size}
     else:

@@ -87,7 +87,6 @@ class InceptionExtractor(Extractor):
     def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device | None = None,
                  verify: bool | None = None, download: bool = True, batch_size: int = 64, fold_bn: bool = True,
                  channels_last: bool | None = None, cudnn_benchmark: bool = True):
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
         import torch_fidelity
 
         self.device = resolve_device(device)
@@ -102,14 +101,11 @@ class InceptionExtractor(Extractor):
                 f"{self.weights_sha256[:8]}, expected {SHA256_PREFIX}. Numbers made with it would not be "
                 f"comparable with published ones. Get {WEIGHTS_URL}, or pass verify=False / set {ENV_VERIFY}=0 "
                 f"to use these weights anyway (the protocol records weights_verified=false).")
-        if not self.weights_verified:
-            # torch-fidelity loads with weights_only=False; an unknown file must first prove it is plain data.
-            try:
-                torch.load(self.weights_path, map_location="cpu", weights_only=True)
-            except Exception as e:
-                raise CheckpointError(f"{self.weights_path} is not a plain state dict ({e}).") from None
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER, LOGITS_LAYER],
-                                               feature_extractor_weights_path=str(self.weights_path))
+        # Weights are data: read with weights_only=True whatever their hash (the 6726825d in the name says which
+        # weights they are, for comparability; it is no security check: anyone can name a file so), and handed
+        # to torch-fidelity's module as a state dict, never through its own torch.load(weights_only=False).
+        state = load_weights_file(self.weights_path, "Inception weights")
+        self.net = inception_module(state, self.weights_path)
         self.net.to(self.device)
         # Inference-only speed-ups that leave the function unchanged up to float32 rounding (tested; measured in
         # docs/benchmarks.md): batch norms folded into the convolutions; NHWC activations on the CPU, where oneDNN
@@ -155,6 +151,47 @@ class InceptionExtractor(Extractor):
                 "input": "uint8 RGB; grayscale repeated to 3 channels", "device": str(self.device),
                 "arithmetic": "IEEE float32 (TF32 off)", "batch_norms_folded": self.bn_folded,
                 "channels_last": self.channels_last, "cudnn_benchmark": self.cudnn_benchmark}
+
+
+def load_weights_file(path: str | os.PathLike, what: str = "weights") -> dict[str, torch.Tensor]:
+    """A feature network's weights file as a state dict of tensors, read with ``weights_only=True``.
+
+    For every feature network gankit loads (Inception here; any future one): a file holding pickled code is
+    refused, whatever its name or hash; so are a truncated file and one that is not a dict of tensors.
+    """
+    import pickle
+
+    from ..io import damage_of
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
+        raise CheckpointError(f"Refusing to load {what} {str(path)!r}: the file holds pickled Python objects (code), "
+                              f"not only tensors{f' ({found[:160]})' if found else ''}. Weights are loaded as data "
+                              f"only, whatever the file's name or hash.") from None
+    except Exception as e:
+        raise CheckpointError(f"Cannot read {what} {str(path)!r}: it {damage_of(path) or 'is not a torch file'} "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}).") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{what} {str(path)!r} is not a state dict (a mapping of names to tensors).")
+    return state
+
+
+def inception_module(state: dict[str, torch.Tensor], path: str | os.PathLike) -> nn.Module:
+    """torch-fidelity's ``FeatureExtractorInceptionV3`` with ``state`` loaded (strictly: every key, every shape)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
+    cls = tf_inception.FeatureExtractorInceptionV3
+    # Its constructor fetches a state dict (from a URL when no path is given) and loads it strictly: give it ours.
+    with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: state):
+        try:
+            return cls("inception-v3-compat", [FEATURE_LAYER, LOGITS_LAYER], feature_extractor_weights_path=None)
+        except RuntimeError as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:3]
+            raise CheckpointError(f"{str(path)!r} does not hold the Inception-v3 weights' layout (472 tensors of "
+                                  f"torch-fidelity's FeatureExtractorInceptionV3): {' '.join(lines)[:400]}") from None
 
 
 def fold_batch_norms(net: nn.Module) -> int:

@@ -66,20 +66,40 @@ class ImageSource:
         raise NotImplementedError
 
 
-class GeneratorSource(ImageSource):
-    """``gen(n, seed) -> [n, C, H, W]`` in [-1, 1], called in batches with seed = base_seed + batch_index."""
+def takes_start(fn: Callable) -> bool:
+    """Whether a generator callable takes ``start=``: the global index of its first sample in the evaluation."""
+    import inspect
+    try:
+        return "start" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):       # builtins without a signature
+        return False
 
-    def __init__(self, fn: Callable[[int, int], torch.Tensor], n: int, seed: int = 0, batch_size: int = 64):
+
+def call_generator(fn: Callable, n: int, seed: int, start: int, indexed: bool) -> torch.Tensor:
+    """``fn(n, seed, start=start)`` for a callable that takes ``start`` (``takes_start``), else ``fn(n, seed)``."""
+    return fn(n, seed, start=start) if indexed else fn(n, seed)
+
+
+class GeneratorSource(ImageSource):
+    """``gen(n, seed[, start]) -> [n, C, H, W]`` in [-1, 1], called in batches with seed = base_seed + batch_index.
+
+    A callable that takes ``start`` also gets the global index of the batch's first image (batch_index x
+    batch_size): a conditional sampler draws its labels from it (``samplers.balanced_labels``), so over the
+    whole evaluation every class appears N / C times to within one, whatever the batching or sharding.
+    """
+
+    def __init__(self, fn: Callable[..., torch.Tensor], n: int, seed: int = 0, batch_size: int = 64):
         if n < 1:
             raise ConfigError(f"The number of generated images must be at least 1, got {n}.")
         self.fn, self.n, self.seed, self.batch_size = fn, n, seed, batch_size
+        self.indexed = takes_start(fn)
         self._first: torch.Tensor | None = None
 
     def _generate(self, index: int) -> torch.Tensor:
         # Seeds follow the global batch index, so N ranks generate exactly the images one process would.
         size = min(self.batch_size, self.n - index * self.batch_size)
         with torch.no_grad():
-            img = self.fn(size, self.seed + index)
+            img = call_generator(self.fn, size, self.seed + index, index * self.batch_size, self.indexed)
         img = as_uint8(img, "The generator")
         if len(img) != size:
             raise DataError(f"The generator was asked for {size} images and gave {len(img)}.")
@@ -102,7 +122,9 @@ class GeneratorSource(ImageSource):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "generator", "n": self.n, "base_seed": self.seed, "batch_size": self.batch_size,
-                "seeding": "gen(batch_n, base_seed + batch_index)"}
+                "seeding": "gen(batch_n, base_seed + batch_index)",
+                **({"conditions": "from the global sample index (start = batch_index x batch_size)"}
+                   if self.indexed else {})}
 
 
 class TensorSource(ImageSource):
