@@ -19,7 +19,10 @@ size, timed over a few steps after warm-up.
 
     python benchmarks/i2i_quality.py [--minutes 5] [--ngf 32] [--device cpu] [--runs /tmp/i2i-runs]
 
-Writes docs/benchmarks.md between <!-- i2i_quality --> and <!-- /i2i_quality -->.
+Writes docs/benchmarks.md between <!-- i2i_quality --> and <!-- /i2i_quality -->, and the translation figures
+of README.md between <!-- i2i_quality:readme --> and <!-- /i2i_quality:readme --> (the README quotes this
+script, never hand-typed numbers). ``--readme-only`` rewrites the README figures from the table already in
+docs/benchmarks.md, without training (what the script itself wrote there last time).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -35,13 +39,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import DOC, write_section  # noqa: E402
 
-from gankit.checkpoint import load_recipe  # noqa: E402
-from gankit.config import DataConfig, parse_value, resolve  # noqa: E402
+from gankit.config import DataConfig, parse_value  # noqa: E402
 from gankit.data import load_dataset, true_translation  # noqa: E402
+from gankit.engine import build, resolve, train  # noqa: E402
+from gankit.loading import load_recipe  # noqa: E402
 from gankit.metrics.paired import paired_metrics  # noqa: E402
-from gankit.engine import build, train  # noqa: E402
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_KEY = "i2i_quality:readme"
 
 TASKS = {"pix2pix": "edges2digits", "cyclegan": "digits2inverted"}
 # (preset, label, option overrides, counts towards pass/fail). The identity term (Zhu et al. 2017, sec. 5.2) asks
@@ -142,6 +149,58 @@ def report(results: list[dict], speeds: dict, args) -> str:
     return "\n".join(lines)
 
 
+def doc_rows(doc: Path = DOC) -> tuple[str, list[dict]]:
+    """The date, command and quality rows this script last wrote into docs/benchmarks.md."""
+    text = doc.read_text()
+    match = re.search(r"<!-- i2i_quality -->(.*?)<!-- /i2i_quality -->", text, re.S)
+    if not match:
+        raise SystemExit(f"{doc} has no i2i_quality section: run this script without --readme-only first.")
+    section = match.group(1)
+    date = re.search(r"_(\d{4}-\d{2}-\d{2})_", section).group(1)
+    command = re.search(r"Command: `([^`]*)`", section).group(1)
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 11 and cells[0] in TASKS:
+            split = lambda s: [float(x) for x in s.split(" / ")]  # noqa: E731  "model / identity"
+            rows.append({"preset": cells[0], "variant": cells[1], "data": cells[2], "direction": cells[3],
+                         "kimg": float(cells[4]), "train_s": float(cells[5]), "n": int(cells[6]),
+                         "l1": split(cells[7])[0], "psnr": split(cells[8])[0], "ssim": split(cells[9])[0]})
+    return f"{date}, `{command}`", rows
+
+
+def readme_block(source: str, rows: list[dict]) -> str:
+    """The README's translation figures, from this script's rows (one sentence per gated run)."""
+    lines = [f"Figures written by `benchmarks/i2i_quality.py` (docs/benchmarks.md, {source}), on held-out test "
+             "images after a few CPU minutes of training at ngf = ndf = 32:"]
+    for r in rows:
+        if r["variant"].startswith("preset (identity"):
+            continue
+        truth = "against the true mapping (inversion)" if r["preset"] == "cyclegan" else "against the targets"
+        lines.append(f"- {r['preset']} ({r['variant']}) on `{r['data']}` {r['direction']}, {r['kimg']:g} kimg: "
+                     f"L1 {r['l1']:.3f}, PSNR {r['psnr']:.1f} dB, SSIM {r['ssim']:.3f} {truth}, {r['n']} images.")
+    ident = [r for r in rows if r["variant"].startswith("preset (identity")]
+    if ident:
+        lines.append(f"- cyclegan with the preset's identity weight (the paper's 0.5) on `{ident[0]['data']}`: "
+                     f"PSNR {ident[0]['psnr']:.1f} dB: the identity term pulls against an inversion.")
+    return "\n".join(lines)
+
+
+def write_readme(source: str, rows: list[dict], readme: Path = README) -> None:
+    text = readme.read_text()
+    pattern = re.compile(rf"<!-- {re.escape(README_KEY)} -->.*?<!-- /{re.escape(README_KEY)} -->", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme} has no <!-- {README_KEY} --> section to fill.")
+    block = f"<!-- {README_KEY} -->\n{readme_block(source, rows)}\n<!-- /{README_KEY} -->"
+    readme.write_text(pattern.sub(lambda _: block, text))
+
+
+def result_rows(results: list[dict]) -> list[dict]:
+    return [{"preset": r["preset"], "variant": r["variant"], "data": r["data"], "direction": d, "kimg": r["kimg"],
+             "train_s": r["train_s"], "n": s["n"], **{k: s["model"][k] for k in ("l1", "psnr", "ssim")}}
+            for r in results for d, s in r["scores"].items()]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=5.0, help="training budget per family")
@@ -156,7 +215,12 @@ def main() -> int:
     p.add_argument("--no-speed", action="store_true", help="skip the 64 px speed measurement")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override key=value")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    p.add_argument("--readme-only", action="store_true",
+                   help="rewrite README.md's figures from docs/benchmarks.md's table (no training)")
     args = p.parse_args()
+    if args.readme_only:
+        write_readme(*doc_rows())
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     families = [f for f in args.families.split(",") if f]
@@ -169,6 +233,7 @@ def main() -> int:
     print(text)
     if not args.no_write:
         write_section("i2i_quality", "Image-to-image translation quality (pix2pix, CycleGAN)", text)
+        write_readme(f"{time.strftime('%Y-%m-%d')}, `{text.splitlines()[0].split('`')[1]}`", result_rows(results))
     return 0 if all(s["pass"] for r in results if r["gated"] for s in r["scores"].values()) else 1
 
 

@@ -161,7 +161,9 @@ PRESETS: dict[str, dict] = {
         "description": "Zhu et al. 2017: two ResNet generators (reflection padding, instance norm, 6 blocks up to "
                        "128 px, 9 above), two PatchGANs, least-squares loss, cycle weight 10, identity 0.5 x cycle, "
                        "history pool of 50, Adam 2e-4 betas (0.5, 0.999), lr constant then linearly to 0 over the "
-                       "second half. Unpaired data (a <-> b).",
+                       "second half. Unpaired data (a <-> b). The identity term keeps colours (photo <-> painting) "
+                       "and pulls against an inversion: on the builtin digits2inverted use --set identity_weight=0 "
+                       "(with the paper's 0.5 it fails the task; docs/benchmarks.md).",
         "recipe": "cyclegan",
         "opts": {"gan_loss": "lsgan", "cycle_weight": 10.0, "identity_weight": 0.5, "pool_size": 50,
                  "lr_decay_start": 0.5},

@@ -492,7 +492,7 @@ def _tiny_overrides(preset: str) -> dict:
             params = inspect.signature(networks[role].get(arch).__init__).parameters
             over.update({f"{role}.{a}": 8 for a in WIDTH_ARGS if a in params
                          and isinstance(params[a].default, int) and params[a].default > 8})
-    return {**over, **getattr(recipes.get(cfg.recipe), "test_overrides", {})}
+    return {**over, **recipes.get(cfg.recipe).test_overrides}
 
 
 RECIPE_PRESETS = {name: next((p for p, v in PRESETS.items() if v.get("recipe") == name), None)
@@ -535,3 +535,47 @@ def test_discriminator_phases_leave_every_generator_parameter_and_its_optimiser_
             for idx, st in opt_before[name]["state"].items():
                 for k, v in st.items():
                     assert torch.equal(torch.as_tensor(v), torch.as_tensor(after["state"][idx][k])), (name, k)
+
+
+# ---- README numbers come from a script ---------------------------------------------------------------------------
+
+def test_readme_translation_figures_are_the_benchmark_scripts():
+    """README.md's translation figures are what benchmarks/i2i_quality.py wrote (``--readme-only`` regenerates
+    them from its table in docs/benchmarks.md): no hand-typed numbers."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("i2i_quality", root / "benchmarks" / "i2i_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source, rows = module.doc_rows()
+    assert {(r["preset"], r["direction"]) for r in rows} >= {("pix2pix", "AtoB"), ("cyclegan", "AtoB")}
+    assert module.readme_block(source, rows) in (root / "README.md").read_text()
+
+
+# ---- Ctrl-C under torchrun (2 gloo ranks) ------------------------------------------------------------------------
+
+def _interrupted_rank(rank, world_size, out):
+    """Rank 1 alone gets SIGINT as step 1 begins; every rank must stop after that same step."""
+    from gankit.engine.distributed import init_world  # noqa: F401  (train() joins the group the harness made)
+    original = Trainer.train_step
+
+    def train_step(self, *a, **k):
+        if self.step == 1 and rank == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *a, **k)
+    Trainer.train_step = train_step
+    cfg = resolve("wgan-gp", overrides={**TOY, "batch_size": 8, "kimg": 0.48, "ema_kimg": 0.0})
+    try:
+        train(cfg, out=out, progress=False)
+    except TrainingInterrupted as e:
+        return str(e.checkpoint), "SIGINT" in str(e)
+    return None, False
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    from dist_harness import run_world
+    (ckpt0, sig0), (ckpt1, sig1) = run_world(_interrupted_rank, 2, tmp_path, str(tmp_path / "runs"))
+    assert ckpt0 == ckpt1 is not None and not sig0 and sig1       # rank 0 stopped on rank 1's signal
+    state = load_checkpoint(ckpt0)
+    assert state["step"] == 2 and state["nimg"] == 2 * 5 * 8 * 2    # 2 steps x 5 D batches x 8 x 2 ranks

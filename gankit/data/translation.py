@@ -132,7 +132,8 @@ def true_translation(name: str, a_images: torch.Tensor) -> torch.Tensor:
 
 
 @builtin("digits2inverted", kind="unpaired",
-         about="digits vs colour-inverted digits from disjoint image sets (unpaired; true mapping: invert)")
+         about="digits vs colour-inverted digits from disjoint image sets (unpaired; true mapping: invert; "
+               "train CycleGAN with --set identity_weight=0: its identity term pulls against an inversion)")
 def digits2inverted(cfg):
     images, _ = digits_split(cfg.split)
     resolution = cfg.resolution or DIGITS_RESOLUTION
