@@ -76,7 +76,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     require: tuple[str, ...] = ()) -> dict:
     """Load a gankit checkpoint with ``weights_only=True``; refuse anything else with a clear message.
 
-    Every checkpoint must hold ``REQUIRED_KEYS``; ``require`` adds more (``TRAINING_STATE_KEYS`` to resume)."""
+    ``require``: entries the caller needs (``REQUIRED_KEYS`` to use the networks, ``+ TRAINING_STATE_KEYS`` to
+    resume); a file without them gets a ``CheckpointError`` naming them, never a KeyError later."""
     path = Path(path)
     if path.is_dir():
         path = path / "latest.pt"
@@ -107,5 +108,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         raise CheckpointError(f"{str(path)!r} was written by a newer gankit (checkpoint version {ckpt['version']}, "
                               f"this gankit reads up to {VERSION}); upgrade gankit.")
     ckpt = migrate(ckpt)
-    require_keys(ckpt, REQUIRED_KEYS + tuple(require), path, "resuming its run" if require else "using it")
+    if require:
+        purpose = "resuming its run" if set(require) & set(TRAINING_STATE_KEYS) else "using its networks"
+        require_keys(ckpt, tuple(require), path, purpose)
     return ckpt

@@ -74,7 +74,8 @@ def train(preset, data, data_b, data_root, download, resolution, direction, conf
         from .checkpoint import load_checkpoint
         from .config import flatten, from_dict, load_file
         from .engine.configure import apply_override
-        saved = load_checkpoint(resume)
+        from .checkpoint import REQUIRED_KEYS, TRAINING_STATE_KEYS
+        saved = load_checkpoint(resume, require=REQUIRED_KEYS + TRAINING_STATE_KEYS)
         cfg_dict = saved["config"]
         preset_given = click.get_current_context().get_parameter_source("preset")
         if preset_given is not None and preset_given.name != "DEFAULT" and preset != cfg_dict.get("preset"):
@@ -215,8 +216,8 @@ def presets():
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def info(ckpt, as_json):
     """Describe a checkpoint: family, data, progress, networks and config."""
-    from .checkpoint import load_checkpoint
-    c = load_checkpoint(ckpt)
+    from .checkpoint import REQUIRED_KEYS, load_checkpoint
+    c = load_checkpoint(ckpt, require=REQUIRED_KEYS + ("nimg", "step"))
     cfg, data_info = c["config"], c["data_info"]
     n_params = {}
     for key, tensor in c["nets"].items():  # parameter counts per network (buffers left out)

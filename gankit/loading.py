@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_module_state
+from .checkpoint import REQUIRED_KEYS, load_checkpoint, load_module_state
 from .config import from_dict
 from .data.base import DataInfo
 from .errors import CheckpointError
@@ -36,7 +36,7 @@ def load_recipe(path: str | Path, device: str | torch.device = "cpu", ema: bool 
     ``nets`` is the ``ModuleDict`` to sample with: the EMA copies of the generators where the run kept them
     (and ``ema`` is true), merged over the trained networks. Everything is in eval mode without gradients.
     """
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, require=REQUIRED_KEYS)
     recipe, cfg, info = recipe_from_checkpoint(ckpt)
     load_module_state(recipe, ckpt["nets"], path)
     recipe.to(device).eval().requires_grad_(False)
@@ -76,7 +76,7 @@ def init_weights_from(recipe: nn.Module, source: str | Path, ema: bool = True) -
     ...) and tensors by their key and shape; with ``ema`` a generator starts from the source's EMA copy where it
     kept one. Returns {'loaded': [...], 'skipped': [...] (shape differs), 'missing': [...] (not in the source)}.
     """
-    ckpt = load_checkpoint(source)
+    ckpt = load_checkpoint(source, require=REQUIRED_KEYS)
     theirs: dict[str, torch.Tensor] = {k: v for k, v in ckpt["nets"].items() if k.startswith("nets.")}
     if ema and ckpt.get("ema"):
         for name, state in ckpt["ema"].items():

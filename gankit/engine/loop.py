@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import TRAINING_STATE_KEYS, load_checkpoint, save_checkpoint
+from ..checkpoint import REQUIRED_KEYS, TRAINING_STATE_KEYS, load_checkpoint, save_checkpoint
 from ..config import TrainConfig, from_dict, save_json
 from ..data.base import DataInfo
 from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
@@ -41,7 +41,7 @@ def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path 
         cfg = from_dict(cfg)
     ckpt = None
     if resume is not None:
-        ckpt = load_checkpoint(resume, require=TRAINING_STATE_KEYS)
+        ckpt = load_checkpoint(resume, require=REQUIRED_KEYS + TRAINING_STATE_KEYS)
         cfg = merge_resume_config(from_dict(ckpt["config"]), cfg, resume_overrides or set())
         resume_path = Path(resume)
         run_dir = resume_path if resume_path.is_dir() else resume_path.parent
