@@ -160,6 +160,34 @@ def test_resume_reads_a_config_file_as_changes(short_run, tmp_path, capsys):
     assert "Cannot change 'batch_size' when resuming" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_statistics_file_without_features_fails_before_any_image_is_generated(tmp_path):
+    import numpy as np
+    from gankit.metrics import evaluate
+    from gankit.metrics.base import Extractor
+
+    class Flat(Extractor):
+        name, outputs = "flat", ("features",)
+
+        def __call__(self, img):
+            return {"features": img.float().flatten(1)[:, :4]}
+
+        def identity(self):
+            return {"extractor": "flat"}
+
+        def protocol(self):
+            return self.identity()
+    np.savez(tmp_path / "ref.npz", mu=np.zeros(4), sigma=np.eye(4), n=np.array(100))   # mean and covariance only
+    calls = []
+
+    def gen(n, seed):
+        calls.append(n)
+        return torch.zeros(n, 1, 4, 4)
+    with pytest.warns(UserWarning, match="no protocol"), \
+            pytest.raises(ConfigError, match="holds only mean and covariance"):
+        evaluate("pr", gen, str(tmp_path / "ref.npz"), n_gen=64, extractors={"inception": Flat()})
+    assert calls == []
+
+
 # ---- Ctrl-C ------------------------------------------------------------------------------------------------------
 
 def _signal_at(monkeypatch, step: int, sig=signal.SIGINT) -> None:

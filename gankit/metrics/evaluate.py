@@ -136,6 +136,13 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
             # Reference moments always: they are cheap next to the features and every stats file holds them.
             _want(ref_wants, ext, spec.output, True, spec.keeps_ref(opts))
 
+    # A statistics file is read before any image is generated: one without the features KID / PR / DC need
+    # (or made by another extractor) fails now, not after the generated pass.
+    ref_stats, ref_desc = {}, None
+    if ref_wants and isinstance(ref, (str, Path)) and str(ref).endswith(".npz"):
+        ref_stats, ref_desc = reference_stats(ref, built, ref_wants, n=n_ref, seed=ref_seed, batch_size=batch_size,
+                                              data_options=None, cache=cache, progress=progress, shard=shard)
+
     # ---- generated images: one pass feeds every extractor ----------------------------------------------------
     if sharded:
         # Rank 0's shape for all: on the others shape() would generate batch 0, which is not theirs.
@@ -145,8 +152,7 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
     gen_stats = extract(gen_source, built, gen_wants, progress, "generated", shard=shard)
 
     # ---- reference: cache, file, or one pass -----------------------------------------------------------------
-    ref_stats, ref_desc = {}, None
-    if ref_wants:
+    if ref_wants and ref_desc is None:
         if ref is None:
             needing = sorted({s.name for s, _ in requests if s.needs_ref})
             raise ConfigError(f"Metrics {', '.join(needing)} compare with a reference: give ref= (a data spec, "
