@@ -603,4 +603,6 @@ def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step(tmp_path):
     (ckpt0, sig0), (ckpt1, sig1) = run_world(_interrupted_rank, 2, tmp_path, str(tmp_path / "runs"))
     assert ckpt0 == ckpt1 is not None and not sig0 and sig1       # rank 0 stopped on rank 1's signal
     state = load_checkpoint(ckpt0)
-    assert state["step"] == 2 and state["nimg"] == 2 * 5 * 8 * 2    # 2 steps x 5 D batches x 8 x 2 ranks
+    # The flag of step 1 is reduced without a host sync and read after step 2 (interrupt.py), so every rank
+    # stops after 3 steps: 3 steps x 5 D batches x 8 x 2 ranks.
+    assert state["step"] == 3 and state["nimg"] == 3 * 5 * 8 * 2
