@@ -525,9 +525,10 @@ def build_run_report(run: Run, budget: Budget | None = None) -> str:
         pictures = [s for s in run.series if artefact_views.get(s.suffix).kind == "image" and s.frames]
         if pictures:
             frame = min(pictures[0].frames, key=lambda f: abs(f.kimg - best_kimg))
+            best_img = _render_image(frame.path, budget, run).replace('class="artefact"', 'class="best"')
             best_html = (f'<figure class="best"><figcaption>best snapshot: {html.escape(pictures[0].name)} at kimg '
                          f'{frame.kimg:g} ({html.escape(str(run.best.get("metric")))} = {_fmt(run.best.get("value"))}'
-                         f')</figcaption>{_render_image(frame.path, budget, run)}</figure>')
+                         f')</figcaption>{best_img}</figure>')
     sections.append(f'<section id="samples"><h2>Samples over training</h2>'
                     f'{series_html or "<p>No snapshot artefacts yet.</p>"}{best_html}</section>')
     metric_html = "".join(f'<div class="plot" id="{p["id"]}" data-title="{html.escape(p["title"])}"></div>'
