@@ -245,13 +245,19 @@ def presets():
             click.echo(" " * width + line)
 
 
+def _export_formats(ckpt: str) -> list[str]:
+    from .export import export_formats
+    from .loading import load_sampler
+    return export_formats(load_sampler(ckpt, "cpu"))
+
+
 @cli.command()
 @click.argument("ckpt")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def info(ckpt, as_json):
     """Describe a checkpoint: family, data, progress, networks and config."""
-    from .checkpoint import load_checkpoint
-    c = load_checkpoint(ckpt)
+    from .loading import read_model
+    c = read_model(ckpt)                     # a checkpoint, a run directory or a model folder
     cfg, data_info = c["config"], c["data_info"]
     n_params = {}
     for key, tensor in c["nets"].items():  # parameter counts per network (buffers left out)
@@ -261,7 +267,7 @@ def info(ckpt, as_json):
                "data": {k: data_info[k] for k in ("name", "kind", "size", "channels", "resolution", "dim",
                                                   "num_classes")},
                "parameters": n_params, "ema": bool(c.get("ema")), "best": c.get("best"),
-               "gankit_version": c.get("gankit_version")}
+               "gankit_version": c.get("gankit_version"), "export": _export_formats(ckpt)}
     if as_json:
         click.echo(json.dumps({**summary, "config": cfg}, indent=2))
         return
@@ -275,6 +281,7 @@ def info(ckpt, as_json):
                + (" (+ EMA generator)" if summary["ema"] else ""))
     if summary["best"]:
         click.echo(f"best     {summary['best']}")
+    click.echo(f"export   {', '.join(summary['export'])} (gankit export --format ...)")
     click.echo("config   " + json.dumps({k: cfg[k] for k in ("opts", "batch_size", "d_steps", "ema_kimg", "seed")}))
 
 
