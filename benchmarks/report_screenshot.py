@@ -38,7 +38,7 @@ def main() -> None:
         try:
             state = open_page(driver, page)
             assert not state["console_errors"], state["console_errors"]
-            driver.set_window_size(1280, 1500)
+            driver.set_window_size(1280, 1250)
             driver.save_screenshot(str(args.out))
         finally:
             driver.quit()

@@ -50,13 +50,16 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in cases}
     for name, (argv, path) in cases.items():       # warm the file cache once
         run_once(argv, path)
+    load_before = os.getloadavg()[0]
     for r in range(args.rounds):
         for name, (argv, path) in cases.items():
             times[name].append(run_once(argv, path))
         print(f"round {r + 1}/{args.rounds} done", flush=True)
-    rows = ["| command | median s | min s | max s |", "|---|---|---|---|"]
+    floor = statistics.median(times["python -c pass (interpreter)"])
+    rows = ["| command | median s | min s | max s | median - interpreter s |", "|---|---|---|---|---|"]
     for name, ts in times.items():
-        rows.append(f"| {name} | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} |")
+        rows.append(f"| {name} | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} | "
+                    f"{statistics.median(ts) - floor:.3f} |")
     verdict = []
     for name in ("gankit --help", "gankit presets"):
         med = statistics.median(times[name])
@@ -65,7 +68,8 @@ def main() -> None:
     baseline = f" --baseline {args.baseline}" if args.baseline else ""
     body = (f"`python benchmarks/startup.py --rounds {args.rounds}{baseline}` on {platform.machine()} "
             f"{os.cpu_count()}-core CPU, Python {platform.python_version()} (fresh interpreter per run, rounds "
-            f"interleaved; machine shared with other jobs, so absolute times are noisy).\n\n" + "\n".join(rows)
+            f"interleaved; machine shared with other jobs, 1-minute load average {load_before:.1f} before and "
+            f"{os.getloadavg()[0]:.1f} after, so absolute times are noisy: compare within a row set).\n\n" + "\n".join(rows)
             + "\n\n" + "; ".join(verdict) + ".\n\n`gankit --help` and `gankit presets` import neither torch nor "
             "numpy (tests/test_startup.py checks `sys.modules`); `sample` and `interpolate` are built on first use "
             "because their flags come from the families' registrations."

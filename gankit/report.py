@@ -503,21 +503,21 @@ def build_run_report(run: Run, budget: Budget | None = None) -> str:
     best_kimg = float(run.best["kimg"]) if run.best and _num(run.best.get("kimg")) else None
     sections = [f'<header><h1>gankit run <code>{html.escape(run.name)}</code></h1>'
                 f'<p class="note">{html.escape(str(run.path))}</p></header>',
-                '<nav><a href="#overview">overview</a> <a href="#curves">curves</a> <a href="#samples">samples</a> '
-                '<a href="#metrics">metrics</a> <a href="#events">events</a> <a href="#values">logged values</a> '
+                '<nav><a href="#overview">overview</a> <a href="#samples">samples</a> <a href="#metrics">metrics</a> '
+                '<a href="#curves">curves</a> <a href="#events">events</a> <a href="#values">logged values</a> '
                 '<a href="#config">config</a></nav>']
     command = ("".join(f'<p>Command: <code class="command">{html.escape(c)}</code></p>' for c in run.commands)
                if run.commands else
                '<p class="note">Command: not recorded (runs made through the Python API have none).</p>')
-    sections.append(f'<section id="overview"><h2>Overview</h2>{_table(["", ""], _summary(run), "summary")}'
-                    f'{command}</section>')
+    sections.append(f'<section id="overview"><h2>Overview</h2><div class="overview">'
+                    f'{_table(["", ""], _summary(run), "summary")}<div>{command}</div></div></section>')
     plots_html = "".join(f'<div class="plot" id="{p["id"]}" data-title="{html.escape(p["title"])}"></div>'
                          for p in curve_plots)
-    sections.append(f'<section id="curves"><h2>Training curves</h2>'
+    curves = (f'<section id="curves"><h2>Training curves</h2>'
                     f'<p class="note">per tick (stats.jsonl, {len(run.stats)} ticks'
                     f'{f", {budget.max_points} shown" if len(run.stats) > budget.max_points else ""}); vertical '
                     f'lines mark events from log.txt; drag to zoom, double-click to reset, click a legend entry to '
-                    f'hide it</p>{plots_html or "<p>No ticks logged yet.</p>"}</section>')
+                    f'hide it</p>{plots_html or "<p>No ticks logged yet.</p>"}</section>')    # after the metrics
     series_html = "".join(_series_html(run, s, budget, f"series-{_slug(s.name + s.suffix)}", best_kimg)
                           for s in run.series)
     best_html = ""
@@ -542,6 +542,7 @@ def build_run_report(run: Run, budget: Budget | None = None) -> str:
     sections.append(f'<section id="metrics"><h2>Metrics</h2>'
                     f'{metric_html}{metric_table or "<p>No training-time metrics (set metrics=[...]).</p>"}'
                     f'<h3>Evaluation cards</h3>{cards_html}</section>')
+    sections.append(curves)
     event_rows = [[_fmt(e.kimg), html.escape(e.kind), html.escape(e.text)] for e in run.events]
     sections.append(f'<section id="events"><h2>Events</h2>'
                     f'{_table(["kimg", "event", "log.txt"], event_rows) if event_rows else "<p>None.</p>"}'

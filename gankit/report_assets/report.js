@@ -40,7 +40,7 @@
                    points: {show: spec.x.length < 40}});
       columns.push(s.values);
     });
-    var width = Math.max(320, Math.min(el.clientWidth - 8 || 552, 900));
+    var width = Math.max(300, Math.min(el.clientWidth - 8 || 364, 900));
     var plot = new uPlot({width: width, height: 230, series: series, plugins: [eventsPlugin(spec.events)],
                           scales: {x: {time: false}}, axes: [{label: spec.x_label}, {}], legend: {live: true},
                           cursor: {drag: {x: true, y: false}}}, columns, el);
