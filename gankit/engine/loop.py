@@ -91,7 +91,7 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
     if not resumed:
         _save(trainer, info, run_dir / "latest.pt")  # a good state to roll back to
     bar = tqdm(total=total / 1000, initial=min(trainer.nimg, total) / 1000, unit="kimg", disable=not progress,
-               bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining} ETA{postfix}]")
+               bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}, ETA {remaining}{postfix}]")
     if progress:
         bar.write(f"run directory {run_dir}\nreport        {run_dir / REPORT_NAME} (refreshed at every snapshot)")
     latest_metric = ""
