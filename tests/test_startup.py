@@ -55,3 +55,13 @@ def test_sample_is_built_with_the_families_options():
     from gankit.cli import cli
     res = CliRunner().invoke(cli, ["sample", "--help"])
     assert res.exit_code == 0 and "--label" in res.output and "--truncation" in res.output
+
+
+def test_the_lazy_package_keeps_its_api_after_submodule_imports():
+    code = ("import gankit, gankit.sample, gankit.loading; from gankit.sample import latents_for_seeds\n"
+            "assert callable(gankit.sample) and gankit.sample.__name__ == 'sample', gankit.sample\n"
+            "assert gankit.load_generator.__module__ == 'gankit.loading' and callable(gankit.train)\n"
+            "assert 'sample' in dir(gankit)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-2000:]
