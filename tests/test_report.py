@@ -118,7 +118,7 @@ def make_run(root: Path, name: str = "00000-toy-run", snapshots: int = 5, metric
         kimg = 4.0 * k / max(snapshots - 1, 1)
         tag = f"{int(kimg):06d}" if k == 0 or int(kimg) != int(4.0 * (k - 1) / max(snapshots - 1, 1)) \
             else f"{kimg:010.3f}"
-        _png(run / f"samples-{tag}.png", 1000 if big_image else 24, 20 + 40 * (k % 5))
+        _png(run / f"samples-{tag}.png", 300 if big_image else 24, 20 + 40 * (k % 5))
         (run / f"text-{tag}.txt").write_text(f"sample text at {kimg} <b>not markup</b>\n" * 3)
         (run / f"rows-{tag}.csv").write_text("a,b,label\n1,2,x\n3,4,<y>\n")
         _wav(run / f"clip-{tag}.wav")
@@ -178,7 +178,7 @@ def test_size_budget_bounds_a_long_run(tmp_path):
     data = json.loads(re.search(r'id="report-data">(.*?)</script>', text, re.S).group(1).replace("<\\/", "</"))
     assert all(len(p["x"]) == 10 for p in data["plots"] if p["id"].startswith("curve-"))
     assert data["plots"][0]["x"][-1] == 4.0                  # the last tick is always kept
-    # a 1000 px grid is downscaled to the budget
+    # a 300 px grid is downscaled to the budget
     import base64
     import io
     src = re.search(r'<img class="artefact" alt="[^"]+" src="data:image/png;base64,([^"]+)"', text).group(1)
