@@ -45,6 +45,8 @@ test: $(STAMP_TEST) browser
 benchmarks: $(STAMP_TEST)
 	$(PY) benchmarks/toy_modes.py
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/report_size.py
 
 clean-venv:
 	rm -rf $(VENV)
