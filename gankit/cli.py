@@ -15,7 +15,44 @@ import click
 from .errors import ConfigError, GankitError, TrainingDiverged, TrainingInterrupted
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Group(click.Group):
+    """The main group. ``sample`` and ``interpolate`` take a flag per registered sampling option, which the
+    families register when ``gankit.recipes`` (and so torch) is imported; they are built when first asked for,
+    so ``gankit --help`` and ``gankit presets`` start without torch."""
+
+    lazy_help = {"sample": "Draw samples from a checkpoint.",
+                 "interpolate": "Walk the latent space between two seeds."}
+
+    def _build_lazy(self) -> None:
+        if any(name not in self.commands for name in self.lazy_help):
+            import gankit.recipes  # noqa: F401  the families register their sampler kinds and sampling options
+            for command in _sampling_commands():
+                self.add_command(command)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy_help))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy_help and name not in self.commands:
+            self._build_lazy()
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, but a command not yet built shows its help line without being built."""
+        rows = []
+        limit = formatter.width - 6 - max(len(n) for n in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None:
+                rows.append((name, self.lazy_help[name]))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="gankit")
 def cli() -> None:
     """gankit: train, evaluate and use Generative Adversarial Networks."""
@@ -92,12 +129,17 @@ def train(preset, data, data_b, data_root, download, resolution, direction, conf
     if dry_run:
         click.echo(json.dumps(to_dict(cfg), indent=2))
         return
-    run_dir = run_training(cfg, out=out, resume=resume, progress=not quiet, resume_overrides=set(all_overrides))
-    latest = sorted(run_dir.glob("samples-*.png"))
+    import shlex
+    import warnings
+    # Warnings a user cannot act on (the DataLoader's suggested worker count for this machine) are not printed.
+    warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+    command = "gankit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    run_dir = run_training(cfg, out=out, resume=resume, progress=not quiet, resume_overrides=set(all_overrides),
+                           command=command)
+    from .report import REPORT_NAME
     click.echo(f"Run directory: {run_dir}")
-    if latest:
-        click.echo(f"Latest samples: {latest[-1]}")
-    click.echo(f"Checkpoint:     {run_dir / 'latest.pt'}")
+    click.echo(f"Report:        {run_dir / REPORT_NAME}")
+    click.echo(f"Checkpoint:    {run_dir / 'latest.pt'}")
 
 
 # ---- sample / interpolate ----------------------------------------------------------------------------------
@@ -211,13 +253,20 @@ def presets():
             click.echo(" " * width + line)
 
 
+def _export_formats(ckpt: str) -> list[str]:
+    from .export import export_formats
+    from .loading import load_sampler
+    return export_formats(load_sampler(ckpt, "cpu"))
+
+
 @cli.command()
 @click.argument("ckpt")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def info(ckpt, as_json):
     """Describe a checkpoint: family, data, progress, networks and config."""
-    from .checkpoint import REQUIRED_KEYS, load_checkpoint
-    c = load_checkpoint(ckpt, require=REQUIRED_KEYS + ("nimg", "step"))
+    from .checkpoint import REQUIRED_KEYS
+    from .loading import read_model
+    c = read_model(ckpt, require=REQUIRED_KEYS + ("nimg", "step"))   # a checkpoint, run directory or model folder
     cfg, data_info = c["config"], c["data_info"]
     n_params = {}
     for key, tensor in c["nets"].items():  # parameter counts per network (buffers left out)
@@ -227,7 +276,7 @@ def info(ckpt, as_json):
                "data": {k: data_info[k] for k in ("name", "kind", "size", "channels", "resolution", "dim",
                                                   "num_classes")},
                "parameters": n_params, "ema": bool(c.get("ema")), "best": c.get("best"),
-               "gankit_version": c.get("gankit_version")}
+               "gankit_version": c.get("gankit_version"), "export": _export_formats(ckpt)}
     if as_json:
         click.echo(json.dumps({**summary, "config": cfg}, indent=2))
         return
@@ -241,20 +290,20 @@ def info(ckpt, as_json):
                + (" (+ EMA generator)" if summary["ema"] else ""))
     if summary["best"]:
         click.echo(f"best     {summary['best']}")
+    click.echo(f"export   {', '.join(summary['export'])} (gankit export --format ...)")
     click.echo("config   " + json.dumps({k: cfg[k] for k in ("opts", "batch_size", "d_steps", "ema_kimg", "seed")}))
 
 
 # Modules that add commands: subsystems and families (a family with its own command, e.g. `mix` or `upscale`,
-# is a module with a COMMANDS list and its name here). Imported here, so no recipe imports the CLI.
-COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate")
+# is a module with a COMMANDS list and its name here). Imported here, so no recipe imports the CLI. They are
+# imported at every start, so they must not import torch (or gankit modules that do) at module level: import
+# inside the command functions (tests/test_startup.py checks `gankit --help` loads no torch).
+COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export")
 
 
 def _attach_commands() -> None:
     import importlib
 
-    import gankit.recipes  # noqa: F401  the families register their sampler kinds and sampling options
-    for command in _sampling_commands():
-        cli.add_command(command)
     for module in COMMAND_MODULES:
         for command in importlib.import_module(module).COMMANDS:
             cli.add_command(command)

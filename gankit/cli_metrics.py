@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
 
 from .errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _data_options(resolution: int, channels: int, split: str | None, root: str | None, download: bool
@@ -190,7 +192,8 @@ def classifier_group():
     """gankit's own domain classifier (offline features and mode counts)."""
 
 
-def _labelled_tensors(spec: str, options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+def _labelled_tensors(spec: str, options: dict[str, Any]) -> tuple["torch.Tensor", "torch.Tensor", Any]:
+    import torch
     """Images (float [-1, 1]) and labels of a data spec, all in memory."""
     from .config import DataConfig
     from .data import load_dataset
@@ -220,6 +223,8 @@ def _labelled_tensors(spec: str, options: dict[str, Any]) -> tuple[torch.Tensor,
 @click.option("--device", default="auto", show_default=True)
 def classifier_train_cmd(data_spec, out, test_data, epochs, batch_size, lr, width, resolution, root, seed, device):
     """Train the small CNN classifier and save it as a data-only checkpoint."""
+    import torch
+
     from .metrics.classifier import save_classifier, train_classifier
     options: dict[str, Any] = {"resolution": resolution, **({"root": root} if root else {})}
     images, labels, info = _labelled_tensors(data_spec, {**options, "split": "train"})

@@ -17,13 +17,15 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .errors import ConfigError, DataError
-from .images import from_uint8, to_uint8
+
+if TYPE_CHECKING:   # torch is imported where it is used: `gankit --help` must not load it
+    import torch
+    from torch import nn
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -46,7 +48,10 @@ def list_images(path: str | Path) -> list[Path]:
 def load_image(path: Path, channels: int) -> torch.Tensor:
     """Image file -> [1, channels, H, W] in [-1, 1] (converted to grayscale or RGB as the translator reads)."""
     import numpy as np
+    import torch
     from PIL import Image, UnidentifiedImageError
+
+    from .images import from_uint8
     try:
         with Image.open(path) as img:
             arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
@@ -59,6 +64,8 @@ def load_image(path: Path, channels: int) -> torch.Tensor:
 def image_bytes(img: torch.Tensor, suffix: str) -> bytes:
     """[1, C, H, W] in [-1, 1] -> encoded file bytes in the format the file name's suffix names."""
     from PIL import Image
+
+    from .images import to_uint8
     arr = to_uint8(img[0]).permute(1, 2, 0).numpy()  # [H, W, C]
     pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     buf = io.BytesIO()
@@ -68,6 +75,7 @@ def image_bytes(img: torch.Tensor, suffix: str) -> bytes:
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad [N, C, H, W] on the right and bottom up to multiples of ``multiple``: reflection, else replication."""
+    import torch.nn.functional as F
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % multiple, -w % multiple
     if pad_h == 0 and pad_w == 0:
@@ -76,12 +84,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
-@torch.no_grad()
-def translate_image(net: nn.Module, x: torch.Tensor, multiple: int) -> torch.Tensor:
+def translate_image(net: "nn.Module", x: "torch.Tensor", multiple: int) -> "torch.Tensor":
     """[1, Cin, H, W] -> [1, Cout, H, W]: pad to the network's multiple, translate, crop back."""
+    import torch
     h, w = x.shape[-2:]
     device = next(net.parameters()).device
-    out = net(pad_to_multiple(x, multiple).to(device))
+    with torch.no_grad():
+        out = net(pad_to_multiple(x, multiple).to(device))
     return out[..., :h, :w].cpu()
 
 

@@ -3,6 +3,12 @@
     recipe, cfg, info, nets = load_recipe("runs/00003-dcgan-faces")    # nets: EMA generators where kept
     G = load_generator("runs/00003-dcgan-faces/latest.pt")              # a plain nn.Module in eval mode
     sampler = load_sampler("runs/00003-dcgan-faces")                   # the recipe's default Sampler
+    G = load_generator("dcgan-faces-model/")                           # a model folder (gankit export)
+
+Every function takes a checkpoint file, a run directory (its latest.pt) or a **model folder**: what
+``gankit export --format safetensors`` writes, ``model.safetensors`` (the sampling networks, EMA copies in
+place of the trained generators, plus the recipe's other tensors) and ``gankit.json`` (config, data info,
+structure): no optimiser state, no pickled code, small enough to share.
 """
 from __future__ import annotations
 
@@ -13,11 +19,56 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import REQUIRED_KEYS, load_checkpoint, load_module_state
+from .checkpoint import REQUIRED_KEYS, load_checkpoint, load_module_state, require_keys
 from .config import from_dict
 from .data.base import DataInfo
 from .errors import CheckpointError
 from .recipes import recipes
+
+
+MODEL_FORMAT = "gankit-model"
+MODEL_META = "gankit.json"
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_VERSION = 1
+
+
+def is_model_folder(path: str | Path) -> bool:
+    return (Path(path) / MODEL_META).is_file()
+
+
+def read_model_folder(path: str | Path) -> dict:
+    """A model folder as a checkpoint-like dict (``config``, ``data_info``, ``structure``, ``nets``; no EMA
+    entry: the folder holds the sampling networks already)."""
+    import json
+    path = Path(path)
+    try:
+        meta = json.loads((path / MODEL_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"Cannot read {str(path / MODEL_META)!r}: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a gankit model folder ({MODEL_META} has no "
+                              f"'format': '{MODEL_FORMAT}').")
+    if meta.get("version", 0) > MODEL_VERSION:
+        raise CheckpointError(f"{str(path)!r} was written by a newer gankit (model folder version "
+                              f"{meta['version']}, this gankit reads up to {MODEL_VERSION}); upgrade gankit.")
+    weights = path / MODEL_WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"Model folder {str(path)!r} has no {MODEL_WEIGHTS}.")
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError("Reading a model folder needs safetensors: pip install 'gankit[export]'.") from None
+    return {**meta, "nets": load_file(str(weights)), "ema": None, "model_folder": True}
+
+
+def read_model(path: str | Path, require: tuple[str, ...] = ()) -> dict:
+    """A checkpoint file, a run directory (its latest.pt) or a model folder, as a checkpoint dict; ``require``
+    names the entries the caller needs (a ``CheckpointError`` naming the missing ones, never a KeyError)."""
+    if not is_model_folder(path):
+        return load_checkpoint(path, require=require)
+    model = read_model_folder(path)
+    require_keys({k: v for k, v in model.items() if v is not None}, tuple(require), path, "using its networks")
+    return model
 
 
 def recipe_from_checkpoint(ckpt: dict) -> tuple[Any, Any, DataInfo]:
@@ -36,9 +87,15 @@ def load_recipe(path: str | Path, device: str | torch.device = "cpu", ema: bool 
     ``nets`` is the ``ModuleDict`` to sample with: the EMA copies of the generators where the run kept them
     (and ``ema`` is true), merged over the trained networks. Everything is in eval mode without gradients.
     """
-    ckpt = load_checkpoint(path, require=REQUIRED_KEYS)
+    ckpt = read_model(path, require=REQUIRED_KEYS)
     recipe, cfg, info = recipe_from_checkpoint(ckpt)
-    load_module_state(recipe, ckpt["nets"], path)
+    state = ckpt["nets"]
+    if ckpt.get("model_folder"):
+        # A model folder holds tensors only: non-tensor training state (``_extra_state``, e.g. CycleGAN's image
+        # history pool) starts fresh; a missing tensor is still an error.
+        fresh = recipe.state_dict()
+        state = {**{k: v for k, v in fresh.items() if k.endswith("_extra_state")}, **state}
+    load_module_state(recipe, state, path)
     recipe.to(device).eval().requires_grad_(False)
     nets = nn.ModuleDict(dict(recipe.nets.items()))
     if ema and ckpt.get("ema"):

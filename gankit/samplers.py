@@ -91,6 +91,23 @@ class EvalRequest:
     options: dict = field(default_factory=dict)  # further metric options (EvalOptions fields)
 
 
+@dataclass
+class ExportSpec:
+    """What ``gankit export`` traces for ONNX / TorchScript: one module and example inputs (batch first).
+
+    ``module(*inputs)`` returns one tensor named ``output_name``. ``describe`` says, per input and output name,
+    its shape and values (written next to the exported file, so a user of the file knows what to feed it).
+    ``dynamic_batch``: ask the exporter for a free batch dimension (the exporter may still refuse; the export
+    then falls back to the example's batch and says so).
+    """
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    input_names: tuple[str, ...]
+    output_name: str = "output"
+    describe: dict[str, str] = field(default_factory=dict)
+    dynamic_batch: bool = True
+
+
 class Sampler:
     """Base of every sampler kind. Subclasses register with ``@sampler_kinds.register(kind)``."""
 
@@ -126,6 +143,22 @@ class Sampler:
 
     def evaluate(self, request: EvalRequest) -> dict[str, Any]:
         raise NotImplementedError
+
+    def export_spec(self, batch: int = 2) -> ExportSpec | None:
+        """The network and example inputs to export to ONNX / TorchScript, or None when this kind has no single
+        traceable network (it still exports as a safetensors model folder). Inputs are made on the CPU."""
+        return None
+
+
+class _NoiseForward(nn.Module):
+    """G(z) (and G(z, label) for class-conditional generators) with plain tensor inputs, for tracing."""
+
+    def __init__(self, generator: nn.Module, conditional: bool):
+        super().__init__()
+        self.G, self.conditional = generator, conditional
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return self.G(z, label if self.conditional else None)
 
 
 # ---- noise -> samples ----------------------------------------------------------------------------------------
@@ -181,6 +214,23 @@ class NoiseSampler(Sampler):
                            batch_size=r.batch_size, inception_weights=r.inception_weights,
                            verify_weights=r.verify_weights, download=r.download, extractors=r.extractors,
                            **r.options)
+
+    def export_spec(self, batch: int = 2) -> ExportSpec:
+        """z [N, z_dim] ~ N(0, I) (and label [N] int64) -> samples; the latent is an input, so a user of the
+        exported file chooses the noise (seeded latents: ``gankit.sample.latents_for_seeds``)."""
+        G = self.G
+        num_classes = int(getattr(G, "num_classes", 0) or 0)
+        z = torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(0))
+        inputs: tuple[torch.Tensor, ...] = (z,)
+        describe = {"z": f"[N, {G.z_dim}] float32, standard normal noise"}
+        if num_classes:
+            inputs = (z, torch.arange(batch, dtype=torch.long) % num_classes)
+            describe["label"] = f"[N] int64 class in 0..{num_classes - 1}"
+        out_name = "image" if self.output == "image" else self.output
+        describe[out_name] = ("[N, C, H, W] float32 in [-1, 1] (gankit.images.to_uint8 for pixels)"
+                              if self.output == "image" else f"[N, ...] float32 {self.output}")
+        return ExportSpec(_NoiseForward(G, bool(num_classes)), inputs, ("z", "label")[:len(inputs)], out_name,
+                          describe)
 
     def evaluate(self, r: EvalRequest) -> dict[str, Any]:
         from .metrics import evaluate

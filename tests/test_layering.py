@@ -115,10 +115,11 @@ LAYERS = [
     {"gankit.version", "gankit.errors", "gankit.registry", "gankit.images", "gankit.io"},
     {"gankit.config", "gankit.presets"},
     {"gankit.losses", "gankit.nets", "gankit.data", "gankit.optim", "gankit.sample", "gankit.metrics",
-     "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint"},
-    {"gankit.recipes", "gankit.loading"},
+     "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint", "gankit.report"},
+    {"gankit.recipes", "gankit.loading", "gankit.export"},
     {"gankit.engine"},
-    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.__main__", "gankit"},
+    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export",
+     "gankit.__main__", "gankit"},
 ]
 
 

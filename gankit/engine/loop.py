@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..config import TrainConfig, from_dict, save_json
 from ..data.base import DataInfo
 from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from ..io import atomic_write_text
+from ..report import REPORT_NAME, refresh_run_report
 from ..runlog import RunLog
 from ..samplers import EvalRequest
 from . import distributed
@@ -35,8 +37,10 @@ from .step import Trainer
 
 
 def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path | None = None,
-          progress: bool = True, resume_overrides: set[str] | None = None, dataset: Any = None) -> Path:
-    """Train a model; returns the run directory. ``resume`` is a run directory or checkpoint to continue."""
+          progress: bool = True, resume_overrides: set[str] | None = None, dataset: Any = None,
+          command: str | None = None) -> Path:
+    """Train a model; returns the run directory. ``resume`` is a run directory or checkpoint to continue.
+    ``command`` (the CLI's command line) is recorded in log.txt for the report."""
     if isinstance(cfg, dict):
         cfg = from_dict(cfg)
     ckpt = None
@@ -60,7 +64,7 @@ def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path 
         try:
             with StopOnSignal(message=world.is_main) as stop:    # Ctrl-C: finish the step, checkpoint, stop
                 return training_loop(trainer, dataset, run_dir, progress=progress and world.is_main,
-                                     resumed=ckpt is not None, rank=world.rank, stop=stop)
+                                     resumed=ckpt is not None, rank=world.rank, stop=stop, command=command)
         except ConfigError:
             # The networks could not run their first step: no training happened, so the run this call just
             # created (config.json, log.txt, the initial latest.pt) is removed, as a failed build leaves none.
@@ -72,7 +76,7 @@ def train(cfg: TrainConfig | dict, out: str | Path = "runs", resume: str | Path 
 
 
 def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool = True, resumed: bool = False,
-                  rank: int = 0, stop: StopOnSignal | None = None) -> Path:
+                  rank: int = 0, stop: StopOnSignal | None = None, command: str | None = None) -> Path:
     from tqdm import tqdm
     cfg, recipe = trainer.cfg, trainer.recipe
     info: DataInfo = dataset.info
@@ -84,6 +88,8 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
              f"recipe={cfg.recipe} data={info.name} ({info.kind}, {info.size} items) device={trainer.device}"
              + (f" ranks={trainer.world_size}" if trainer.world_size > 1 else "")
              + (f" strategies={','.join(s.name for s in trainer.strategies)}" if trainer.strategies.items else ""))
+    if command:
+        log.text(f"command: {command}")
     with torch.random.fork_rng(devices=[]):  # the fixed snapshot inputs must not move the training RNG
         fixed = recipe.fixed_inputs(cfg.snapshot_n, cfg.seed, dataset)
 
@@ -97,7 +103,10 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
     if not resumed:
         _save(trainer, info, run_dir / "latest.pt")  # a good state to roll back to
     bar = tqdm(total=total / 1000, initial=min(trainer.nimg, total) / 1000, unit="kimg", disable=not progress,
-               bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
+               bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}, ETA {remaining}{postfix}]")
+    if progress:
+        bar.write(f"run directory {run_dir}\nreport        {run_dir / REPORT_NAME} (refreshed at every snapshot)")
+    latest_metric = ""
     tick_start_time, tick_start_nimg = time.time(), trainer.nimg
     first_of_tick, first_step = True, True
     stop = stop or StopOnSignal()      # not installed: never requested (train() installs the handlers)
@@ -138,21 +147,25 @@ def training_loop(trainer: Trainer, dataset: Any, run_dir: Path, progress: bool 
         log.stats(stats)
         bar.update(min(trainer.nimg, total) / 1000 - bar.n)
         bar.set_postfix_str(", ".join([f"{stats['img_per_s']:.0f} img/s"] +
-                                      [f"{k}={v:.3g}" for k, v in stats.items() if k.endswith("loss")]))
+                                      [f"{k}={v:.3g}" for k, v in stats.items() if k.endswith("loss")] +
+                                      ([latest_metric] if latest_metric else [])))
         tick_start_time, tick_start_nimg = time.time(), trainer.nimg
         next_tick = (trainer.nimg // tick_img + 1) * tick_img
 
         # -- Snapshot: the recipe's artefacts + checkpoint; metrics.
         with torch.random.fork_rng(devices=[trainer.device] if trainer.device.type == "cuda" else []):
-            if trainer.nimg >= next_snap or done:
+            snapped = trainer.nimg >= next_snap or done
+            if snapped:
                 _snapshot(trainer, fixed, info, run_dir, log)
                 next_snap = (trainer.nimg // snap_img + 1) * snap_img
             want_metrics = cfg.metrics and ((next_metric is not None and trainer.nimg >= next_metric) or done)
             if want_metrics:
-                _evaluate(trainer, run_dir, log)
+                latest_metric = _evaluate(trainer, run_dir, log)
                 if next_metric is not None:
                     next_metric = (trainer.nimg // metric_img + 1) * metric_img
                 _save(trainer, info, run_dir / "latest.pt")  # carries 'best'
+            if (snapped or want_metrics) and main:
+                _refresh_report(run_dir, log)
             tick_start_time = time.time()  # snapshot/metric time is not training time
     bar.close()
     log.text(f"done at kimg {trainer.nimg / 1000:.3f}; samples and checkpoints in {run_dir}")
@@ -249,7 +262,15 @@ def _snapshot(trainer: Trainer, fixed: dict, info: DataInfo, run_dir: Path, log:
         log.text(f"snapshot kimg {trainer.nimg / 1000:.3f}: {', '.join(p.name for p in written)}")
 
 
-def _evaluate(trainer: Trainer, run_dir: Path, log: Any) -> None:
+def _refresh_report(run_dir: Path, log: Any) -> None:
+    """Rewrite run_dir/report.html (atomically); a report that fails is a warning, never the end of a run."""
+    error = refresh_run_report(run_dir)
+    if error is not None:
+        log.text(f"warning: {REPORT_NAME} not refreshed: {error}")
+        warnings.warn(f"{REPORT_NAME} not refreshed ({error}); training goes on.", RuntimeWarning, stacklevel=2)
+
+
+def _evaluate(trainer: Trainer, run_dir: Path, log: Any) -> str:
     """The same metrics as ``gankit eval``, through the recipe's default sampler on the EMA networks: a noise
     sampler against the training data, a translator on the held-out split of its data."""
     from ..metrics import metrics as metric_specs
@@ -275,6 +296,7 @@ def _evaluate(trainer: Trainer, run_dir: Path, log: Any) -> None:
             trainer.best = {"metric": key, "value": value, "kimg": record["kimg"]}
             if trainer.rank == 0:
                 atomic_write_text(run_dir / "best.json", json.dumps(trainer.best, indent=2) + "\n")
+    return f"{key}={float(values[key]):.4g}" if key is not None and _is_number(values[key]) else ""
 
 
 def _is_number(v: Any) -> bool:

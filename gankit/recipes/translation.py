@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nets import build_net, discriminators, generators
-from ..samplers import EvalRequest, Sampler, sampler_kinds
+from ..samplers import EvalRequest, ExportSpec, Sampler, sampler_kinds
 from .base import Recipe, check_data_kind
 
 GAN_LOSSES = ("vanilla", "lsgan")
@@ -182,6 +182,16 @@ class Translator(Sampler):
         with torch.no_grad(), eval_mode(self.net):
             device = next(self.net.parameters()).device
             return self.net(inputs.to(device)).to(inputs.device)
+
+    def export_spec(self, batch: int = 2) -> ExportSpec:
+        """The translator network alone: input image -> translated image, at the training resolution (other
+        sizes work where the network allows them: multiples of its ``size_multiple``; the export fixes H, W)."""
+        c_in, c_out = self.channels
+        side = self.recipe.info.resolution
+        x = torch.rand(batch, c_in, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        return ExportSpec(self.net, (x,), ("image",), "translated",
+                          {"image": f"[N, {c_in}, {side}, {side}] float32 in [-1, 1]",
+                           "translated": f"[N, {c_out}, {side}, {side}] float32 in [-1, 1]"})
 
     @classmethod
     def check_metrics(cls, names: Any) -> None:
