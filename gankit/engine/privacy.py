@@ -1,0 +1,261 @@
+"""Differential privacy: DP-SGD for the discriminators through Opacus (Abadi et al. 2016, "Deep Learning with
+Differential Privacy"; Opacus: Yousefpour et al. 2021).
+
+``--set privacy.epsilon=E --set privacy.delta=D`` (or a preset's ``strategy.privacy``) turns it on. What it does:
+
+- **Unit**: one real example (one row of a table) under add/remove adjacency. The recipe is asked for
+  per-example discriminator terms (``Recipe.enable_per_sample``): no packing, no gradient penalty, one forward
+  whose loss is a plain mean over its rows, each depending on one real example at most.
+- **Sampling**: the data stream becomes Poisson sampling (each example in a batch independently with rate
+  q = batch / N, Opacus' ``UniformWithReplacementSampler``), drawn with a generator seeded by (seed, batch k), so
+  the stream's state is still one integer and resume is exact.
+- **Clipping and noise**: each discriminator network is wrapped in Opacus' ``GradSampleModule`` (per-example
+  gradients) and its optimiser in ``DPOptimizer``: every per-example gradient clipped to ``max_grad_norm`` C, the
+  sum plus N(0, sigma^2 C^2) noise, divided by the expected rows per forward (Abadi et al. 2016, Algorithm 1).
+  The noise comes from the global torch RNG, which the checkpoint holds.
+- **Calibration**: sigma is Opacus' ``get_noise_multiplier`` for the run's planned number of discriminator steps
+  (counted from the recipe's phases and ``kimg``) at rate q, so that the accountant reaches epsilon at delta at
+  the end; the RDP accountant (Mironov 2017; Mironov et al. 2019 for the subsampled Gaussian) by default.
+- **Resume** continues the accountant (its history is in the checkpoint) with the saved sigma; a resume whose
+  ``kimg`` exceeds the planned length is refused (it would overspend the budget).
+- **Reporting**: ``privacy/epsilon`` per tick in stats.jsonl, and ``summary()`` (epsilon, delta, sigma, q, steps,
+  what the guarantee covers) in the checkpoint, ``gankit info --json`` and evaluation cards.
+
+The generators are trained only through the discriminators' privatised weights (post-processing), which the
+per-sample contract makes the recipe promise; any other phase that draws real batches is refused. Not covered:
+what the data kind derived from the rows before training (for tables: column types, category lists and counts,
+numeric ranges, the Gaussian-mixture modes, all stored in the checkpoint's ``data_info``): (epsilon, delta) holds
+for the weights treating that metadata as public; logged training statistics (losses, D's scores on real rows,
+gradient norms in stats.jsonl / TensorBoard) and evaluation cards computed on real rows are not private either.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig
+from ..data.base import BatchStream
+from ..errors import CheckpointError, ConfigError
+from .strategies import Strategy, StrategyFactory, strategy_factories, strategy_options
+
+ACCOUNTANTS = ("rdp", "prv")
+
+COVERS = ("the weights of every network (discriminators by DP-SGD; generators and their EMA copies see the rows "
+          "only through the discriminators, as post-processing), for one row added or removed, treating the "
+          "data's metadata as public")
+NOT_COVERED = ("the metadata derived from the rows before training and stored in the checkpoint's data_info (for "
+               "tables: column types, category lists and counts, numeric ranges, Gaussian-mixture modes); logged "
+               "training statistics (stats.jsonl, log.txt, TensorBoard: losses, D's scores on real rows, gradient "
+               "norms); evaluation cards computed on real rows")
+
+
+@dataclass
+class PrivacyOptions:
+    epsilon: float = 0.0          # target epsilon at the end of the run (0 = privacy off)
+    delta: float = 1e-5           # target delta; must be below 1 / N (N = training examples)
+    max_grad_norm: float = 1.0    # per-example clipping bound C (Abadi et al. 2016)
+    accountant: str = "rdp"       # rdp (Renyi DP, Mironov 2017) | prv (Gopi et al. 2021, tighter)
+
+    def __post_init__(self) -> None:
+        if self.epsilon < 0 or self.max_grad_norm <= 0:
+            raise ConfigError(f"privacy.epsilon must be >= 0 and privacy.max_grad_norm > 0, got {self.epsilon} "
+                              f"and {self.max_grad_norm}.")
+        if not 0 < self.delta < 1:
+            raise ConfigError(f"privacy.delta must be in (0, 1), got {self.delta}.")
+        if self.accountant not in ACCOUNTANTS:
+            raise ConfigError(f"privacy.accountant must be one of {', '.join(ACCOUNTANTS)}, got "
+                              f"{self.accountant!r}.")
+
+
+class PoissonStream(BatchStream):
+    """Batch k holds each example independently with probability q (Poisson sampling, the sampling DP-SGD's
+    accountant assumes), drawn by Opacus' UniformWithReplacementSampler from a generator seeded by (seed, k):
+    batch sizes vary, the position is still ``batches_done``."""
+
+    def __init__(self, dataset: Any, sample_rate: float, seed: int, device: torch.device, batch_size: int):
+        super().__init__(dataset, batch_size, seed=seed, device=device)
+        self.sample_rate = sample_rate
+
+    def indices(self, k: int) -> torch.Tensor:
+        from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + k + 104_729)
+        sampler = UniformWithReplacementSampler(num_samples=len(self.dataset), sample_rate=self.sample_rate,
+                                                generator=g, steps=1)
+        return torch.tensor(next(iter(sampler)), dtype=torch.long)
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        idx = self.indices(self.batches_done)
+        if hasattr(self.dataset, "get_batch"):
+            batch = self.dataset.get_batch(idx)
+        else:
+            items = [self.dataset[int(i)] for i in idx]
+            batch = {k: torch.stack([it[k] for it in items]) for k in self.dataset[0]}
+        self.batches_done += 1
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+
+def count_private_steps(phases: list, private: set[str], total_nimg: int, global_batch: int) -> int:
+    """How many times the private optimisers step in a run of ``total_nimg`` real examples: the trainer's phase
+    loop replayed on counters (a phase drawing a new batch adds ``global_batch`` to nimg)."""
+    nimg = step = count = 0
+    while nimg < total_nimg:
+        start, have_batch = nimg, False
+        for p in phases:
+            if not p.active(start, step):
+                continue
+            for _ in range(p.repeat):
+                if p.batch == "new" or not have_batch:
+                    nimg += global_batch
+                    have_batch = True
+                if p.optimizer in private:
+                    count += 1
+        step += 1
+        if step > 10_000_000:
+            raise ConfigError("privacy: the run's phases never reach its kimg.")
+    return count
+
+
+class Privacy(Strategy):
+    name = "privacy"
+    owns_step = True
+
+    def __init__(self, opts: PrivacyOptions, private: set[str], nets: tuple[str, ...], sample_rate: float,
+                 planned_steps: int, planned_kimg: float, noise_multiplier: float, expected_rows: int, n_rows: int):
+        from opacus.accountants import create_accountant
+        self.opts, self.private, self.nets = opts, private, nets
+        self.sample_rate, self.planned_steps, self.planned_kimg = sample_rate, planned_steps, planned_kimg
+        self.noise_multiplier, self.expected_rows, self.n_rows = noise_multiplier, expected_rows, n_rows
+        self.accountant = create_accountant(opts.accountant)
+        self.trainer: Any = None
+
+    # -- wrapping
+    def setup(self, trainer: Any) -> None:
+        from opacus import GradSampleModule
+        self.trainer = trainer
+        for name in self.nets:
+            gsm = GradSampleModule(trainer.recipe.nets[name], batch_first=True, loss_reduction="mean")
+            gsm.wrapped_network = "_module"          # nets.unwrap finds the network inside
+            trainer.recipe.nets[name] = gsm
+        self._wrap_optimizers(trainer)
+        trainer.stream = PoissonStream(trainer.stream.dataset, self.sample_rate, trainer.stream.seed, trainer.device,
+                                       trainer.cfg.batch_size)
+
+    def _wrap_optimizers(self, trainer: Any) -> None:
+        from opacus.optimizers import DPOptimizer
+        for name in self.private:
+            opt = trainer.optimizers[name]
+            if not isinstance(opt, DPOptimizer):
+                trainer.optimizers[name] = DPOptimizer(opt, noise_multiplier=self.noise_multiplier,
+                                                       max_grad_norm=self.opts.max_grad_norm,
+                                                       expected_batch_size=self.expected_rows, loss_reduction="mean")
+            trainer.optimizers[name].noise_multiplier = self.noise_multiplier
+
+    def on_rebuild(self, trainer: Any, names: set[str]) -> None:
+        self._wrap_optimizers(trainer)
+
+    # -- the step: DPOptimizer clips, noises and steps; the accountant records it
+    def step(self, name: str, opt: torch.optim.Optimizer) -> bool:
+        if name not in self.private:
+            return False
+        opt.step()
+        if not getattr(opt, "_is_last_step_skipped", False):
+            self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
+        return True
+
+    @property
+    def steps(self) -> int:
+        return int(sum(n for _, _, n in self.accountant.history))
+
+    def epsilon(self) -> float:
+        return float(self.accountant.get_epsilon(self.opts.delta)) if self.accountant.history else 0.0
+
+    def tick_stats(self) -> dict[str, float]:
+        return {"privacy/epsilon": self.epsilon()}
+
+    # -- checkpoint
+    def state_dict(self) -> dict:
+        return {"accountant": self.accountant.state_dict(), "noise_multiplier": self.noise_multiplier,
+                "sample_rate": self.sample_rate, "planned_steps": self.planned_steps,
+                "planned_kimg": self.planned_kimg, "target_epsilon": self.opts.epsilon, "delta": self.opts.delta,
+                "max_grad_norm": self.opts.max_grad_norm, "accountant_name": self.opts.accountant}
+
+    def load_state_dict(self, state: dict) -> None:
+        kimg = self.trainer.cfg.kimg if self.trainer is not None else self.planned_kimg
+        if kimg > float(state["planned_kimg"]) + 1e-9:
+            raise CheckpointError(
+                f"This run's privacy budget (epsilon {state['target_epsilon']}, delta {state['delta']}) was "
+                f"calibrated for {state['planned_kimg']} kimg ({state['planned_steps']} private steps); resuming to "
+                f"{kimg} kimg would overspend it. Resume with --kimg {state['planned_kimg']} or less, or train a "
+                f"new run planned for the longer length.")
+        self.noise_multiplier = float(state["noise_multiplier"])
+        self.sample_rate = float(state["sample_rate"])
+        self.planned_steps, self.planned_kimg = int(state["planned_steps"]), float(state["planned_kimg"])
+        self.accountant.load_state_dict(state["accountant"])
+        if self.trainer is not None:
+            self._wrap_optimizers(self.trainer)
+
+    def summary(self) -> dict[str, Any]:
+        return {"epsilon": self.epsilon(), "delta": self.opts.delta,
+                "privacy": {"mechanism": "DP-SGD (Opacus): per-example clipping, Gaussian noise, Poisson sampling",
+                            "target_epsilon": self.opts.epsilon, "delta": self.opts.delta,
+                            "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.opts.max_grad_norm,
+                            "sample_rate": self.sample_rate, "steps": self.steps,
+                            "planned_steps": self.planned_steps, "planned_kimg": self.planned_kimg,
+                            "accountant": self.opts.accountant, "private_networks": list(self.nets),
+                            "examples": self.n_rows, "unit": "one training example (row), add/remove",
+                            "covers": COVERS, "not_covered": NOT_COVERED}}
+
+
+def _make_privacy(cfg: TrainConfig, ctx: Any) -> Strategy | None:
+    opts: PrivacyOptions = strategy_options(cfg, "privacy")
+    if opts.epsilon <= 0:
+        return None
+    try:
+        import opacus  # noqa: F401
+        from opacus.accountants.utils import get_noise_multiplier
+    except ImportError:
+        raise ConfigError("privacy.epsilon needs Opacus: pip install opacus (or 'gankit[privacy]').") from None
+    if ctx.world is not None and ctx.world.enabled:
+        raise ConfigError("DP-SGD under torchrun (several processes) is not built yet: train on one process.")
+    if cfg.grad_accum > 1:
+        raise ConfigError("privacy with grad_accum > 1 is not supported: Opacus accumulates per-example gradients "
+                          "over virtual steps differently; use a smaller batch_size instead.")
+    recipe = ctx.recipe
+    n_rows = len(ctx.dataset)
+    if opts.delta >= 1.0 / n_rows:
+        raise ConfigError(f"privacy.delta = {opts.delta:g} is not below 1 / N = {1.0 / n_rows:.3g} for the {n_rows} "
+                          f"training examples; a delta that large allows releasing an example outright. Use e.g. "
+                          f"{10 ** math.floor(math.log10(0.1 / n_rows)):g}.")
+    sample_rate = cfg.batch_size / n_rows
+    if sample_rate >= 1:
+        raise ConfigError(f"DP-SGD samples each of the {n_rows} examples with rate batch_size / N; batch_size "
+                          f"{cfg.batch_size} must be smaller than N (e.g. --batch {max(1, n_rows // 4)}).")
+    specs, phases = recipe.optimizers(), recipe.phases()
+    nets = tuple(n for n in recipe.discriminator_names if n in recipe.nets)
+    private = {name for name, spec in specs.items() if set(spec.nets) & set(nets)}
+    if not private:
+        raise ConfigError(f"privacy: recipe {cfg.recipe!r} has no optimiser over its discriminators {nets}.")
+    for p in phases:
+        if p.optimizer in private and p.batch != "new":
+            raise ConfigError(f"privacy: phase {p.name!r} steps a private optimiser on a reused batch; each DP-SGD "
+                              f"step needs its own Poisson sample.")
+        if p.optimizer not in private and p.batch == "new":
+            raise ConfigError(f"privacy: phase {p.name!r} draws real examples for non-private optimiser "
+                              f"{p.optimizer!r}; only the discriminators may read real data under DP-SGD.")
+    expected_rows = recipe.enable_per_sample(cfg.batch_size)
+    total = int(round(cfg.kimg * 1000))
+    planned = count_private_steps(phases, private, total, cfg.batch_size)
+    try:
+        sigma = get_noise_multiplier(target_epsilon=opts.epsilon, target_delta=opts.delta, sample_rate=sample_rate,
+                                     steps=planned, accountant=opts.accountant)
+    except ValueError as e:
+        raise ConfigError(f"privacy: no noise level reaches epsilon {opts.epsilon} at delta {opts.delta:g} for "
+                          f"{planned} steps at sampling rate {sample_rate:.3g} ({e}).") from None
+    return Privacy(opts, private, nets, sample_rate, planned, cfg.kimg, float(sigma), expected_rows, n_rows)
+
+
+# After every other strategy (order 95): it owns the step, and EMA (90) averages the privatised weights.
+strategy_factories.register("privacy")(StrategyFactory(95, _make_privacy, options=PrivacyOptions))
