@@ -40,6 +40,7 @@ def load_recipe(path: str | Path, device: str | torch.device = "cpu", ema: bool 
     recipe, cfg, info = recipe_from_checkpoint(ckpt)
     recipe.load_state_dict(ckpt["nets"])
     recipe.to(device).eval().requires_grad_(False)
+    recipe.run_summary = dict(ckpt.get("summary") or {})   # what the strategies reported (privacy: epsilon)
     nets = nn.ModuleDict(dict(recipe.nets.items()))
     if ema and ckpt.get("ema"):
         for name, state in ckpt["ema"].items():

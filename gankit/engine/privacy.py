@@ -30,9 +30,10 @@ gradient norms in stats.jsonl / TensorBoard) and evaluation cards computed on re
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ContextManager, Iterator
 
 import torch
 
@@ -155,6 +156,22 @@ class Privacy(Strategy):
 
     def on_rebuild(self, trainer: Any, names: set[str]) -> None:
         self._wrap_optimizers(trainer)
+
+    @contextlib.contextmanager
+    def _hooks_only_when_trained(self, trained: tuple[str, ...]) -> Iterator[None]:
+        """Per-example gradient hooks run only in the phases that train the network (G's phase backpropagates
+        through a frozen D: no activations are kept there, so its hooks must stay off)."""
+        off = [self.trainer.recipe.nets[n] for n in self.nets if n not in trained]
+        for gsm in off:
+            gsm.disable_hooks()
+        try:
+            yield
+        finally:
+            for gsm in off:
+                gsm.enable_hooks()
+
+    def micro_context(self, i: int, n: int, trained: tuple[str, ...] = ()) -> ContextManager:
+        return self._hooks_only_when_trained(trained)
 
     # -- the step: DPOptimizer clips, noises and steps; the accountant records it
     def step(self, name: str, opt: torch.optim.Optimizer) -> bool:

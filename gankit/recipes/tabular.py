@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -247,4 +246,3 @@ class TablePreview(Artefact):
 
 
 __all__ = ["CondVector", "activate", "RowSampler", "TablePreview", "DISCRETE"]
-_ = np
