@@ -225,6 +225,8 @@ def fit_encode(frame, opts: TableOptions, seed: int, name: str) -> Encoded:
     """Infer types, fit the mixtures and category lists on ``frame``, and encode it."""
     import pandas as pd
     types = infer_types(frame, opts)
+    if opts.target and opts.target not in types:
+        raise DataError(f"data.target {opts.target!r} is not a column; the columns: {', '.join(types)}.")
     rng = np.random.default_rng(seed)
     columns, spans, blocks = [], [], []
     cond_columns, category_rows = [], []
@@ -246,6 +248,8 @@ def fit_encode(frame, opts: TableOptions, seed: int, name: str) -> Encoded:
             fill = float(np.median(values[present]))
             values = np.where(present, values, fill)
             meta.update(min=float(values[present].min()), max=float(values[present].max()))
+            if kind == "datetime":     # the finest unit the dates use: whole days, or seconds
+                meta["unit_s"] = 86400 if np.all(values[present] % 86400 == 0) else 1
             mix = fit_mixture(values[present] if present.sum() > 1 else values, opts.max_modes, seed)
             means, stds = np.array(mix["means"]), np.array(mix["stds"])
             probs = mode_posterior(mix, values)
@@ -286,8 +290,6 @@ def fit_encode(frame, opts: TableOptions, seed: int, name: str) -> Encoded:
         offset += span["size"]
     x = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((len(frame), 0), np.float32)
     target = opts.target
-    if target and target not in types:
-        raise DataError(f"data.target {target!r} is not a column; the columns: {', '.join(types)}.")
     meta = {"name": name, "columns": columns, "spans": spans, "dim": width, "cond": cond, "cond_dim": offset,
             "target": target, "missing": opts.missing, "n_rows": len(frame)}
     return Encoded(x, meta, category_rows)
@@ -313,7 +315,8 @@ def decode(x: np.ndarray, meta: dict):
             values = np.clip(values, col["min"], col["max"])
             missing = block("missing").argmax(1) == 1 if col["missing"] else np.zeros(len(x), bool)
             if col["type"] == "datetime":
-                ns = np.round(values * 1e9).astype("int64")
+                unit = col.get("unit_s", 1)
+                ns = (np.round(values / unit) * unit * 1e9).astype("int64")
                 series = pd.Series(pd.to_datetime(ns, unit="ns"))
                 series[missing] = pd.NaT
                 if not col["dtype"].startswith("datetime64"):      # read from text: write text back
