@@ -1,0 +1,147 @@
+"""DP-SGD through Opacus (engine/privacy.py) on the ctgan recipe: epsilon against Google's dp-accounting, the
+noise calibration, exact resume with the accountant, the over-budget refusal, what per-sample gradients refuse,
+and epsilon in stats, checkpoints, `gankit info --json` and evaluation cards."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from gankit.checkpoint import load_checkpoint
+from gankit.engine import build, resolve, train
+from gankit.errors import CheckpointError, ConfigError
+from gankit.losses import adversarial_losses
+from gankit.recipes.ctgan import per_row_mean
+from test_tables import mixed_frame
+
+DP = {"G.hidden": [16], "D.hidden": [16], "z_dim": 8, "batch_size": 10, "kimg": 0.1, "tick_kimg": 0.01,
+      "snapshot_kimg": 0.05, "snapshot_n": 10, "data.max_modes": 2, "data.target": "label",
+      "privacy.epsilon": 3.0, "privacy.delta": 1e-3}
+
+
+@pytest.fixture(scope="module")
+def dp_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dp") / "rows.csv"
+    mixed_frame(80, 5).to_csv(path, index=False)                 # 64 training rows after the 20% holdout
+    return path
+
+
+def _dp_accounting_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+    from dp_accounting import dp_event, rdp
+    accountant = rdp.RdpAccountant()
+    accountant.compose(dp_event.PoissonSampledDpEvent(q, dp_event.GaussianDpEvent(sigma)), steps)
+    return accountant.get_epsilon(delta)
+
+
+def test_reported_epsilon_agrees_with_dp_accounting_and_falls_with_noise():
+    from opacus.accountants import RDPAccountant
+    for sigma, q, steps, delta in ((1.1, 0.01, 1000, 1e-5), (2.0, 0.2, 50, 1e-3), (0.8, 0.05, 300, 1e-5)):
+        acc = RDPAccountant()
+        for _ in range(steps):
+            acc.step(noise_multiplier=sigma, sample_rate=q)
+        ours, theirs = acc.get_epsilon(delta), _dp_accounting_epsilon(sigma, q, steps, delta)
+        assert ours == pytest.approx(theirs, rel=0.03), (sigma, q, steps, ours, theirs)
+    eps = []
+    for sigma in (0.8, 1.2, 2.0, 4.0):
+        acc = RDPAccountant()
+        acc.history = [(sigma, 0.05, 200)]
+        eps.append(acc.get_epsilon(1e-5))
+    assert eps == sorted(eps, reverse=True) and eps[0] > 2 * eps[-1]
+
+
+def test_noise_is_calibrated_to_the_run_and_reaches_epsilon_at_its_end(dp_csv, tmp_path):
+    cfg = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv)})
+    trainer, dataset = build(cfg, torch.device("cpu"))
+    privacy = next(s for s in trainer.strategies if s.name == "privacy")
+    n = len(dataset)
+    assert n == 64 and privacy.sample_rate == pytest.approx(10 / 64)
+    assert privacy.planned_steps == 10                             # 100 rows / batch 10, one D step each
+    theirs = _dp_accounting_epsilon(privacy.noise_multiplier, 10 / 64, 10, 1e-3)
+    assert 2.8 < theirs <= 3.0 * 1.03                             # the calibrated sigma spends the budget
+    from opacus.accountants.utils import get_noise_multiplier
+    looser = get_noise_multiplier(target_epsilon=8.0, target_delta=1e-3, sample_rate=10 / 64, steps=10)
+    assert looser < privacy.noise_multiplier == pytest.approx(
+        get_noise_multiplier(target_epsilon=3.0, target_delta=1e-3, sample_rate=10 / 64, steps=10))
+
+
+def test_dp_run_logs_epsilon_resumes_exactly_and_refuses_to_overspend(dp_csv, tmp_path, capsys):
+    from gankit.cli import main
+    cfg = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv)})
+    run = train(cfg, out=tmp_path / "runs", progress=False)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    eps = [s["privacy/epsilon"] for s in stats]
+    assert eps == sorted(eps) and 0 < eps[0] < eps[-1] <= 3.0 * 1.01
+    final = load_checkpoint(run / "latest.pt")
+    assert final["summary"]["epsilon"] == pytest.approx(eps[-1])
+    assert final["privacy"]["accountant"]["history"][0][2] == 10
+    assert not any("_module" in k for k in final["nets"])          # the Opacus wrapper never reaches a checkpoint
+
+    # Resume from the mid-run snapshot (kimg 0.05) to the planned end: the same weights, bit for bit.
+    mid = next(p for p in run.glob("ckpt-*.pt") if load_checkpoint(p)["nimg"] == 50)
+    shutil.copy(run / "latest.pt", tmp_path / "final.pt")
+    resumed = train(cfg, resume=mid, progress=False, resume_overrides=set())
+    again = load_checkpoint(resumed / "latest.pt")
+    for k, v in final["nets"].items():
+        assert torch.equal(v, again["nets"][k]), k
+    assert again["privacy"]["accountant"]["history"] == final["privacy"]["accountant"]["history"]
+
+    # Asking for more kimg than the budget was planned for is refused, not overspent.
+    longer = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv), "kimg": 0.2})
+    with pytest.raises(CheckpointError, match="overspend"):
+        train(longer, resume=run / "latest.pt", progress=False, resume_overrides={"kimg"})
+
+    # epsilon is a field of `gankit info --json` and of the evaluation card.
+    capsys.readouterr()
+    main(["info", "--json", str(run / "latest.pt")])
+    info = json.loads(capsys.readouterr().out)
+    assert info["epsilon"] == pytest.approx(eps[-1]) and info["delta"] == 1e-3
+    card = tmp_path / "card.json"
+    main(["eval", "--ckpt", str(run), "--metrics", "fidelity,privacy", "--out", str(card)])
+    card = json.loads(card.read_text())
+    assert card["epsilon"] == pytest.approx(eps[-1]) and "covers" in card["privacy"]
+    assert "mia_auc" in card["metrics"]
+
+
+def test_what_per_sample_gradients_cannot_do_is_refused(dp_csv):
+    base = {**DP, "data.spec": str(dp_csv)}
+    with pytest.raises(ConfigError, match="pac=10"):
+        build(resolve("ctgan", overrides={**base, "batch_size": 10}))
+    with pytest.raises(ConfigError, match="gradient penalty"):
+        build(resolve("ctgan", overrides={**base, "pac": 1}))
+    with pytest.raises(ConfigError, match="below 1 / N"):
+        build(resolve("ctgan-dp", overrides={**base, "privacy.delta": 0.1}))
+    with pytest.raises(ConfigError, match="smaller than N"):
+        build(resolve("ctgan-dp", overrides={**base, "batch_size": 64}))
+    with pytest.raises(ConfigError, match="per-sample"):
+        build(resolve("gan", overrides={"data.spec": "ring8", "privacy.epsilon": 1.0, "privacy.delta": 1e-6,
+                                        "batch_size": 8}))
+    with pytest.raises(ConfigError, match="epsilon, delta, max_grad_norm, accountant"):
+        resolve("ctgan-dp", overrides={**base, "privacy.epsilonn": 1.0})
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "wasserstein", "hinge", "lsgan"])
+def test_dp_discriminator_loss_is_a_plain_mean_over_rows(loss):
+    """per_row_mean has the gradient of (sum_i a(r_i) + sum_j b(f_j)) / (n_r + n_f), each row's own term."""
+    adv = adversarial_losses.get(loss)
+    real = torch.randn(5, requires_grad=True)
+    fake = torch.randn(7, requires_grad=True)
+    per_row_mean(adv, real, fake).backward()
+    expected_real = torch.zeros(5)
+    expected_fake = torch.zeros(7)
+    c = torch.zeros(1)
+    for i in range(5):               # a(r_i) up to a constant: adv.d on the one row against a fixed score
+        r = real.detach()[i:i + 1].clone().requires_grad_(True)
+        adv.d(r, c).backward()
+        expected_real[i] = r.grad[0] / 12
+    for j in range(7):
+        f = fake.detach()[j:j + 1].clone().requires_grad_(True)
+        adv.d(c, f).backward()
+        expected_fake[j] = f.grad[0] / 12
+    torch.testing.assert_close(real.grad, expected_real)
+    torch.testing.assert_close(fake.grad, expected_fake)
+    # Not the two-mean form, whose real rows weigh 1 / n_r: that weight moves with every row added or removed.
+    real2 = real.detach().clone().requires_grad_(True)
+    adv.d(real2, fake.detach()).backward()
+    assert not torch.allclose(real2.grad, expected_real)
