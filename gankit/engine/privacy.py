@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, ContextManager, Iterator
 
@@ -135,6 +136,10 @@ class Privacy(Strategy):
     # -- wrapping
     def setup(self, trainer: Any) -> None:
         from opacus import GradSampleModule
+        # D's inputs (data rows) do not require gradients, so torch notes on every step that the full backward
+        # hooks fire on outputs only: that is how Opacus captures per-example backprops, not a problem.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha", category=UserWarning)
         self.trainer = trainer
         for name in self.nets:
             gsm = GradSampleModule(trainer.recipe.nets[name], batch_first=True, loss_reduction="mean")
