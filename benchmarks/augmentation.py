@@ -8,7 +8,7 @@ GAN or the classifier). Classifier scores are averaged over --clf-seeds.
 
     python benchmarks/augmentation.py [--data penguins] [--n 20,40,80] [--kimg 15] [--ratio 2] [--seeds 0]
 
-Writes the table into docs/benchmarks.md (section "augmentation_tables"). The class-conditional image part of
+Writes the table into docs/benchmarks.md (section "augmentation_<data>"). The class-conditional image part of
 the issue (a cGAN on a few hundred MNIST digits) is not run by this script yet.
 """
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main() -> None:
     text = report(rows, args, time.time() - start)
     print(text)
     if not args.no_report:
-        write_section("augmentation_tables", "Augmentation with synthetic tables (CTGAN)", text)
+        write_section(f"augmentation_{args.data}", f"Augmentation with synthetic tables (CTGAN, {args.data})", text)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,17 @@ def test_types_are_inferred_and_overridable():
     del read_table_frame
 
 
+def test_json_records_and_tsv_tables_are_read(tmp_path):
+    frame = mixed_frame(10)
+    frame.to_json(tmp_path / "t.json", orient="records")
+    frame.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    assert list(read_table(tmp_path / "t.json").columns) == list(frame.columns)
+    assert read_table(tmp_path / "t.tsv").shape == frame.shape
+    with pytest.raises(DataError, match="Cannot read table"):
+        (tmp_path / "bad.csv").write_text('a,b\n"1,2\n')
+        read_table(tmp_path / "bad.csv")
+
+
 def test_mode_specific_normalisation_inverts_within_the_clip_range():
     rng = np.random.default_rng(1)
     values = np.concatenate([rng.normal(-5, 0.3, 100), rng.normal(5, 1.0, 100)])

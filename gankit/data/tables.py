@@ -45,7 +45,7 @@ TYPES = ("continuous", "integer", "datetime", "categorical", "boolean")
 NUMERIC = ("continuous", "integer", "datetime")
 DISCRETE = ("categorical", "boolean")
 MISSING_CHOICES = ("category", "impute")
-SUFFIXES = (".csv", ".tsv", ".parquet")
+SUFFIXES = (".csv", ".tsv", ".parquet", ".json")
 CLIP = 0.99                  # CTGAN clips alpha to [-0.99, 0.99]
 STD_SCALE = 4.0              # alpha = (c - mu) / (4 sigma)
 MODE_MIN_WEIGHT = 0.005      # CTGAN keeps mixture components with weight > 0.005
@@ -78,7 +78,8 @@ register_kind("table", "{'x': float [D]} one encoded row; info.extras['table'] h
 # ---- reading ------------------------------------------------------------------------------------------------
 
 def read_table(path: str | Path):
-    """A CSV / TSV / Parquet file as a pandas DataFrame (what gankit reads, and how it reads its own output)."""
+    """A CSV / TSV / Parquet / JSON-records file as a pandas DataFrame (what gankit reads, and how it reads its
+    own output)."""
     import pandas as pd
     path = Path(path)
     suffix = path.suffix.lower()
@@ -88,6 +89,8 @@ def read_table(path: str | Path):
                 return pd.read_parquet(path)
             except ImportError:
                 raise DataError(f"Reading {str(path)!r} needs pyarrow: pip install 'gankit[tables]'.") from None
+        if suffix == ".json":                             # a list of records (vega_datasets' cars.json)
+            return pd.read_json(path, orient="records")
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except (OSError, ValueError) as e:
         raise DataError(f"Cannot read table {str(path)!r}: {e}") from None
@@ -440,7 +443,8 @@ def load_table(frame, cfg, name: str, default_target: str = "", seed: int = 0) -
 SPLIT_SEED = 0
 
 path_formats.register("table")(PathFormat(
-    about="a .csv / .tsv / .parquet table of mixed columns (kind table: numbers, categories, dates, gaps)",
+    about="a .csv / .tsv / .parquet / .json (records) table of mixed columns (kind table: numbers, categories, "
+          "dates, gaps)",
     matches=lambda cfg: Path(cfg.spec).is_file() and cfg.spec.lower().endswith(SUFFIXES),
     provides=lambda cfg: ("table",),
     load=lambda cfg, kind: load_table(read_table(cfg.spec), cfg, Path(cfg.spec).name, seed=SPLIT_SEED),
