@@ -42,7 +42,7 @@ def table_csv(tmp_path_factory):
 
 
 def test_types_are_inferred_and_overridable():
-    frame = read_table_frame = mixed_frame()
+    frame = mixed_frame()
     types = infer_types(frame, TableOptions())
     assert types == {"x": "continuous", "count": "integer", "color": "categorical", "flag": "boolean",
                      "when": "datetime", "label": "categorical"}
@@ -52,7 +52,6 @@ def test_types_are_inferred_and_overridable():
     assert infer_types(small, TableOptions(discrete=["price"]))["price"] == "categorical"
     with pytest.raises(DataError, match="stars, price"):
         infer_types(small, TableOptions(discrete=["nope"]))
-    del read_table_frame
 
 
 def test_json_records_and_tsv_tables_are_read(tmp_path):

@@ -123,7 +123,7 @@ class CTGAN(Recipe):
             with torch.no_grad():
                 _, fake = self._fake(fake_cond, ctx)
             scores = D(torch.cat([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)]))   # [B' + B]
-            n_real, n_fake = len(real), len(fake)
+            n_real = len(real)
             real_score, fake_score = scores[:n_real], scores[n_real:]
             loss = per_row_mean(self.adv, real_score, fake_score)
             out = {"loss": loss, "D/fake": fake_score.detach().mean(), "D/real_rows": torch.tensor(float(n_real))}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..artefacts import Artefact
-from ..data.tables import DISCRETE, decode, log_frequency_probs
+from ..data.tables import decode, log_frequency_probs
 from ..errors import ConfigError
 from ..io import atomic_write_bytes, atomic_write_text
 from ..samplers import EvalRequest, Sampler, output_formats, register_sample_option, sampler_kinds
@@ -230,6 +230,12 @@ def _write_parquet(frame, path: Path, **_: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+@output_formats.register("rows:.npy")
+def _refuse_npy(frame, path: Path, **_: Any) -> None:
+    raise ConfigError(f"--out {str(path)!r}: table rows keep their column names and dtypes in .csv or .parquet; "
+                      f"a .npy array would lose them.")
+
+
 # ---- snapshot artefact -----------------------------------------------------------------------------------------
 
 @dataclass
@@ -245,4 +251,4 @@ class TablePreview(Artefact):
         return path
 
 
-__all__ = ["CondVector", "activate", "RowSampler", "TablePreview", "DISCRETE"]
+__all__ = ["CondVector", "activate", "RowSampler", "TablePreview"]
