@@ -250,3 +250,21 @@ def test_fidelity_and_correlation_numbers_on_known_cases():
     assert correlation(frame, frame, meta)["metrics"]["corr_diff_mean"] == pytest.approx(0, abs=1e-12)
     flipped = frame.assign(count=-frame["count"])                         # r(x, count) etc. change sign
     assert correlation(frame, flipped, meta)["metrics"]["corr_diff_mean"] > 0
+
+
+def test_ml_utility_on_known_cases():
+    from gankit.metrics.tables import utility
+    rng = np.random.default_rng(0)
+    def linear(n, seed):
+        r = np.random.default_rng(seed)
+        a, b = r.normal(size=n), r.normal(size=n)
+        return pd.DataFrame({"a": a, "b": b, "y": 3 * a - 2 * b + 0.01 * r.normal(size=n),
+                             "cls": np.where(a + b > 0, "pos", "neg")})
+    train, test = linear(300, 1), linear(200, 2)
+    meta = _meta_of(train)
+    reg = utility(train, train, test, meta, "y")["metrics"]
+    assert reg["trtr_ridge_r2"] > 0.99 and reg["tstr_ridge_r2"] == reg["trtr_ridge_r2"]    # synthetic = real
+    noise = train.assign(y=rng.permutation(train["y"].to_numpy()))                            # y unrelated
+    assert utility(train, noise, test, meta, "y")["metrics"]["tstr_ridge_r2"] < 0.1
+    cls = utility(train, train.assign(cls=rng.permutation(train["cls"].to_numpy())), test, meta, "cls")["metrics"]
+    assert cls["trtr_logistic_accuracy"] > 0.9 and abs(cls["tstr_logistic_accuracy"] - 0.5) < 0.15
