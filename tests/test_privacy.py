@@ -66,16 +66,39 @@ def test_noise_is_calibrated_to_the_run_and_reaches_epsilon_at_its_end(dp_csv, t
         get_noise_multiplier(target_epsilon=3.0, target_delta=1e-3, sample_rate=10 / 64, steps=10))
 
 
+def test_noise_with_a_histogram_release_composes_to_epsilon(dp_csv):
+    from dp_accounting import dp_event, rdp
+    cfg = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv), "privacy.count_noise": 5.0})
+    trainer, _ = build(cfg, torch.device("cpu"))
+    privacy = next(s for s in trainer.strategies if s.name == "privacy")
+    accountant = rdp.RdpAccountant()
+    accountant.compose(dp_event.GaussianDpEvent(5.0), 1)                 # the counts, once, at rate 1
+    accountant.compose(dp_event.PoissonSampledDpEvent(10 / 64, dp_event.GaussianDpEvent(privacy.noise_multiplier)),
+                       10)
+    assert 2.8 < accountant.get_epsilon(1e-3) <= 3.0 * 1.03
+    from opacus.accountants.utils import get_noise_multiplier
+    alone = get_noise_multiplier(target_epsilon=3.0, target_delta=1e-3, sample_rate=10 / 64, steps=10)
+    assert privacy.noise_multiplier > alone                    # part of the budget went to the counts
+    # The recipe draws its conditions from the noisy counts (sqrt(3) x 5 noise on each: three discrete columns).
+    counts = trainer.recipe.meta["columns"][2]["counts"]
+    assert counts == privacy.statistics["counts/color"].clamp(min=0).tolist()
+
+
 def test_dp_run_logs_epsilon_resumes_exactly_and_refuses_to_overspend(dp_csv, tmp_path, capsys):
+    """With the category counts released with noise too (privacy.count_noise), which resume must not redraw."""
     from gankit.cli import main
-    cfg = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv)})
+    cfg = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv), "privacy.count_noise": 5.0})
     run = train(cfg, out=tmp_path / "runs", progress=False)
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     eps = [s["privacy/epsilon"] for s in stats]
     assert eps == sorted(eps) and 0 < eps[0] < eps[-1] <= 3.0 * 1.01
     final = load_checkpoint(run / "latest.pt")
     assert final["summary"]["epsilon"] == pytest.approx(eps[-1])
-    assert final["privacy"]["accountant"]["history"][0][2] == 10
+    history = final["privacy"]["accountant"]["history"]
+    assert history[0] == (5.0, 1.0, 1) and history[1][1:] == (10 / 64, 10)       # the release, then 10 steps
+    released = final["privacy"]["statistics"]["counts/color"]
+    saved = next(c for c in final["data_info"]["extras"]["table"]["columns"] if c["name"] == "color")["counts"]
+    assert saved == released.clamp(min=0).tolist() and saved != [round(v) for v in saved]   # noisy, and used
     assert not any("_module" in k for k in final["nets"])          # the Opacus wrapper never reaches a checkpoint
 
     # Resume from the mid-run snapshot (kimg 0.05) to the planned end: the same weights, bit for bit.
@@ -88,7 +111,8 @@ def test_dp_run_logs_epsilon_resumes_exactly_and_refuses_to_overspend(dp_csv, tm
     assert again["privacy"]["accountant"]["history"] == final["privacy"]["accountant"]["history"]
 
     # Asking for more kimg than the budget was planned for is refused, not overspent.
-    longer = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv), "kimg": 0.2})
+    assert again["data_info"]["extras"]["table"] == final["data_info"]["extras"]["table"]
+    longer = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv), "kimg": 0.2, "privacy.count_noise": 5.0})
     with pytest.raises(CheckpointError, match="overspend"):
         train(longer, resume=run / "latest.pt", progress=False, resume_overrides={"kimg"})
 
@@ -100,7 +124,7 @@ def test_dp_run_logs_epsilon_resumes_exactly_and_refuses_to_overspend(dp_csv, tm
     card = tmp_path / "card.json"
     main(["eval", "--ckpt", str(run), "--metrics", "fidelity,privacy", "--out", str(card)])
     card = json.loads(card.read_text())
-    assert card["epsilon"] == pytest.approx(eps[-1]) and "covers" in card["privacy"]
+    assert card["epsilon"] == pytest.approx(eps[-1]) and "counts/color" in card["privacy"]["covers"]
     assert "mia_auc" in card["metrics"]
 
 

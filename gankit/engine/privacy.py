@@ -60,6 +60,9 @@ class PrivacyOptions:
     delta: float = 1e-5           # target delta; must be below 1 / N (N = training examples)
     max_grad_norm: float = 1.0    # per-example clipping bound C (Abadi et al. 2016)
     accountant: str = "rdp"       # rdp (Renyi DP, Mironov 2017) | prv (Gopi et al. 2021, tighter)
+    # Noise multiplier of a Gaussian release of the recipe's data histograms (Recipe.data_statistics; CTGAN: the
+    # category counts), charged to the same budget; 0 = the histograms are treated as public metadata.
+    count_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epsilon < 0 or self.max_grad_norm <= 0:
@@ -67,6 +70,8 @@ class PrivacyOptions:
                               f"and {self.max_grad_norm}.")
         if not 0 < self.delta < 1:
             raise ConfigError(f"privacy.delta must be in (0, 1), got {self.delta}.")
+        if self.count_noise < 0:
+            raise ConfigError(f"privacy.count_noise must be >= 0, got {self.count_noise}.")
         if self.accountant not in ACCOUNTANTS:
             raise ConfigError(f"privacy.accountant must be one of {', '.join(ACCOUNTANTS)}, got "
                               f"{self.accountant!r}.")
@@ -132,14 +137,12 @@ class Privacy(Strategy):
         self.noise_multiplier, self.expected_rows, self.n_rows = noise_multiplier, expected_rows, n_rows
         self.accountant = create_accountant(opts.accountant)
         self.trainer: Any = None
+        self.statistics: dict[str, torch.Tensor] = {}    # the released (noisy) histograms
 
     # -- wrapping
     def setup(self, trainer: Any) -> None:
         from opacus import GradSampleModule
-        # D's inputs (data rows) do not require gradients, so torch notes on every step that the full backward
-        # hooks fire on outputs only: that is how Opacus captures per-example backprops, not a problem.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
-        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha", category=UserWarning)
+        _quiet_opacus()
         self.trainer = trainer
         for name in self.nets:
             gsm = GradSampleModule(trainer.recipe.nets[name], batch_first=True, loss_reduction="mean")
@@ -148,6 +151,19 @@ class Privacy(Strategy):
         self._wrap_optimizers(trainer)
         trainer.stream = PoissonStream(trainer.stream.dataset, self.sample_rate, trainer.stream.seed, trainer.device,
                                        trainer.cfg.batch_size)
+        self._release_statistics(trainer.recipe)
+
+    def _release_statistics(self, recipe: Any) -> None:
+        """The Gaussian mechanism on the recipe's histograms: an example changes one bin of each of the K
+        histograms by 1, so the L2 sensitivity is sqrt(K); each bin gets N(0, (count_noise sqrt(K))^2) noise and
+        the accountant records one step at rate 1 with that noise multiplier (Dwork & Roth 2014, sec. 3.5)."""
+        stats = recipe.data_statistics()
+        if self.opts.count_noise <= 0 or not stats:
+            return
+        std = self.opts.count_noise * math.sqrt(len(stats))
+        self.statistics = {k: v.double() + std * torch.randn(v.shape, dtype=torch.float64) for k, v in stats.items()}
+        recipe.set_data_statistics(self.statistics)
+        self.accountant.step(noise_multiplier=self.opts.count_noise, sample_rate=1.0)
 
     def _wrap_optimizers(self, trainer: Any) -> None:
         from opacus.optimizers import DPOptimizer
@@ -189,7 +205,8 @@ class Privacy(Strategy):
 
     @property
     def steps(self) -> int:
-        return int(sum(n for _, _, n in self.accountant.history))
+        """DP-SGD steps taken (the histogram release, at rate 1, is not one)."""
+        return int(sum(n for _, q, n in self.accountant.history if q < 1))
 
     def epsilon(self) -> float:
         return float(self.accountant.get_epsilon(self.opts.delta)) if self.accountant.history else 0.0
@@ -202,7 +219,8 @@ class Privacy(Strategy):
         return {"accountant": self.accountant.state_dict(), "noise_multiplier": self.noise_multiplier,
                 "sample_rate": self.sample_rate, "planned_steps": self.planned_steps,
                 "planned_kimg": self.planned_kimg, "target_epsilon": self.opts.epsilon, "delta": self.opts.delta,
-                "max_grad_norm": self.opts.max_grad_norm, "accountant_name": self.opts.accountant}
+                "max_grad_norm": self.opts.max_grad_norm, "accountant_name": self.opts.accountant,
+                "statistics": self.statistics}
 
     def load_state_dict(self, state: dict) -> None:
         kimg = self.trainer.cfg.kimg if self.trainer is not None else self.planned_kimg
@@ -216,10 +234,19 @@ class Privacy(Strategy):
         self.sample_rate = float(state["sample_rate"])
         self.planned_steps, self.planned_kimg = int(state["planned_steps"]), float(state["planned_kimg"])
         self.accountant.load_state_dict(state["accountant"])
+        if state.get("statistics"):          # the histograms released at the start of the run, not new ones
+            self.statistics = dict(state["statistics"])
+            if self.trainer is not None:
+                self.trainer.recipe.set_data_statistics(self.statistics)
         if self.trainer is not None:
             self._wrap_optimizers(self.trainer)
 
     def summary(self) -> dict[str, Any]:
+        covers, not_covered = COVERS, NOT_COVERED
+        if self.statistics:
+            covers += f"; and the recipe's data histograms ({', '.join(self.statistics)}), released once with " \
+                      f"Gaussian noise (multiplier {self.opts.count_noise}) within the same budget"
+            not_covered = not_covered.replace("category lists and counts", "category lists")
         return {"epsilon": self.epsilon(), "delta": self.opts.delta,
                 "privacy": {"mechanism": "DP-SGD (Opacus): per-example clipping, Gaussian noise, Poisson sampling",
                             "target_epsilon": self.opts.epsilon, "delta": self.opts.delta,
@@ -228,7 +255,7 @@ class Privacy(Strategy):
                             "planned_steps": self.planned_steps, "planned_kimg": self.planned_kimg,
                             "accountant": self.opts.accountant, "private_networks": list(self.nets),
                             "examples": self.n_rows, "unit": "one training example (row), add/remove",
-                            "covers": COVERS, "not_covered": NOT_COVERED}}
+                            "count_noise": self.opts.count_noise, "covers": covers, "not_covered": not_covered}}
 
 
 def _make_privacy(cfg: TrainConfig, ctx: Any) -> Strategy | None:
@@ -268,15 +295,56 @@ def _make_privacy(cfg: TrainConfig, ctx: Any) -> Strategy | None:
             raise ConfigError(f"privacy: phase {p.name!r} draws real examples for non-private optimiser "
                               f"{p.optimizer!r}; only the discriminators may read real data under DP-SGD.")
     expected_rows = recipe.enable_per_sample(cfg.batch_size)
+    _quiet_opacus()
     total = int(round(cfg.kimg * 1000))
     planned = count_private_steps(phases, private, total, cfg.batch_size)
     try:
-        sigma = get_noise_multiplier(target_epsilon=opts.epsilon, target_delta=opts.delta, sample_rate=sample_rate,
-                                     steps=planned, accountant=opts.accountant)
+        if opts.count_noise > 0 and recipe.data_statistics():
+            if opts.accountant != "rdp":
+                raise ConfigError("privacy.count_noise is calibrated with the rdp accountant; set "
+                                  "privacy.accountant=rdp.")
+            sigma = _noise_with_release(opts, sample_rate, planned)
+        else:
+            sigma = get_noise_multiplier(target_epsilon=opts.epsilon, target_delta=opts.delta,
+                                         sample_rate=sample_rate, steps=planned, accountant=opts.accountant)
     except ValueError as e:
         raise ConfigError(f"privacy: no noise level reaches epsilon {opts.epsilon} at delta {opts.delta:g} for "
                           f"{planned} steps at sampling rate {sample_rate:.3g} ({e}).") from None
     return Privacy(opts, private, nets, sample_rate, planned, cfg.kimg, float(sigma), expected_rows, n_rows)
+
+
+def _quiet_opacus() -> None:
+    # D's inputs (data rows) do not require gradients, so torch notes on every step that the full backward hooks
+    # fire on outputs only: that is how Opacus captures per-example backprops, not a problem. The RDP orders'
+    # warning says a larger order might tighten the bound slightly; the reported epsilon is still an upper bound.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+    warnings.filterwarnings("ignore", message="Optimal order is the largest alpha", category=UserWarning)
+
+
+def _noise_with_release(opts: PrivacyOptions, sample_rate: float, steps: int) -> float:
+    """The DP-SGD noise multiplier that, composed (RDP) with one Gaussian release at multiplier count_noise,
+    reaches epsilon at delta: bisection on sigma, as Opacus' get_noise_multiplier does for DP-SGD alone."""
+    from opacus.accountants import RDPAccountant
+
+    def eps(sigma: float) -> float:
+        acc = RDPAccountant()
+        acc.history = [(opts.count_noise, 1.0, 1), (sigma, sample_rate, steps)]
+        return acc.get_epsilon(opts.delta)
+
+    alone = RDPAccountant()
+    alone.history = [(opts.count_noise, 1.0, 1)]
+    if alone.get_epsilon(opts.delta) >= opts.epsilon:
+        raise ValueError(f"the histogram release alone (count_noise {opts.count_noise}) spends epsilon "
+                         f"{alone.get_epsilon(opts.delta):.3g}; raise privacy.count_noise")
+    lo, hi = 0.0, 10.0
+    while eps(hi) > opts.epsilon:
+        lo, hi = hi, 2 * hi
+        if hi > 1e4:
+            raise ValueError("no noise multiplier below 1e4 reaches the target")
+    while hi - lo > 0.005 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if eps(mid) > opts.epsilon else (lo, mid)
+    return hi
 
 
 # After every other strategy (order 95): it owns the step, and EMA (90) averages the privatised weights.

@@ -192,6 +192,15 @@ class Recipe(nn.Module):
         raise ConfigError(f"Recipe {type(self).__name__} does not support per-sample gradients (DP-SGD); a "
                           f"recipe that does implements Recipe.enable_per_sample (see ctgan).")
 
+    def data_statistics(self) -> dict[str, torch.Tensor]:
+        """Histograms of the training data the recipe uses besides the networks (CTGAN: the category counts of
+        its conditional vector), each example counting once in each histogram. A privacy strategy may release
+        them with noise (``set_data_statistics``) and charge the release to its budget. Default: none."""
+        return {}
+
+    def set_data_statistics(self, stats: dict[str, torch.Tensor]) -> None:
+        """Use these (noisy) histograms instead of the data's own, everywhere they are read and saved."""
+
     # ---- networks that change during a run (ProGAN growing) -----------------------------------------------
     def structure_state(self) -> dict:
         """Plain data that, given to ``load_structure_state`` on a fresh recipe, rebuilds today's shapes (saved

@@ -94,6 +94,24 @@ class CTGAN(Recipe):
         self.per_sample = True
         return 2 * batch_size            # rows of D's one forward: about batch real + batch fake
 
+    def data_statistics(self) -> dict[str, torch.Tensor]:
+        """The category counts of every discrete column (what the conditional vector is drawn from)."""
+        return {f"counts/{self.meta['columns'][c['column']]['name']}":
+                torch.tensor(self.meta["columns"][c["column"]]["counts"], dtype=torch.float64)
+                for c in self.meta["cond"]}
+
+    def set_data_statistics(self, stats: dict[str, torch.Tensor]) -> None:
+        """Noisy counts replace the data's in the metadata (so samplers and checkpoints use them too)."""
+        for c in self.meta["cond"]:
+            col = self.meta["columns"][c["column"]]
+            key = f"counts/{col['name']}"
+            if key in stats:
+                counts = stats[key].double().clamp(min=0)
+                if counts.sum() <= 0:
+                    counts = torch.ones_like(counts)
+                col["counts"] = counts.tolist()
+        self.cond = CondVector(self.meta)
+
     # ---- helpers --------------------------------------------------------------------------------------------
     def _fake(self, cond: torch.Tensor, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw G output [N, D], activated row [N, D]) for conditional vectors cond [N, C]."""
