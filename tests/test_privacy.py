@@ -116,6 +116,12 @@ def test_dp_run_logs_epsilon_resumes_exactly_and_refuses_to_overspend(dp_csv, tm
     with pytest.raises(CheckpointError, match="overspend"):
         train(longer, resume=run / "latest.pt", progress=False, resume_overrides={"kimg"})
 
+    # Privacy settings cannot change on resume (a routed key is judged by what it changes).
+    looser = resolve("ctgan-dp", overrides={**DP, "data.spec": str(dp_csv), "privacy.count_noise": 5.0,
+                                            "privacy.epsilon": 10.0})
+    with pytest.raises(ConfigError, match="privacy.epsilon when resuming: it changes strategy"):
+        train(looser, resume=run / "latest.pt", progress=False, resume_overrides={"privacy.epsilon"})
+
     # epsilon is a field of `gankit info --json` and of the evaluation card.
     capsys.readouterr()
     main(["info", "--json", str(run / "latest.pt")])
