@@ -8,7 +8,8 @@ A checkpoint is a dict of tensors and plain values (DESIGN.md principle 5), read
      'nimg': int, 'step': int, 'structure': recipe.structure_state() (shapes of networks that grow),
      'nets': recipe.state_dict(), 'opt': {optimiser name: state_dict}, 'rng': {'torch': ByteTensor, 'cuda': [...]},
      'stream': BatchStream.state_dict(), 'lr_scale': float, 'best': {...} | None,
-     <strategy name>: that strategy's state ('ema': {name: state_dict}, 'amp': {...}, ...)}
+     'summary': facts the strategies report ({'epsilon': ..., 'delta': ..., 'privacy': {...}} under DP-SGD),
+     <strategy name>: that strategy's state ('ema': {name: state_dict}, 'amp': {...}, 'privacy': {...}, ...)}
 
 Version 1 (gankit 0.1 before the engine's second contract) named the optimiser sections ``g_opt`` / ``d_opt``
 and AMP a boolean; ``load_checkpoint`` upgrades such files in memory (``migrate``), so old runs stay usable.

@@ -276,7 +276,8 @@ def info(ckpt, as_json):
                "data": {k: data_info[k] for k in ("name", "kind", "size", "channels", "resolution", "dim",
                                                   "num_classes")},
                "parameters": n_params, "ema": bool(c.get("ema")), "best": c.get("best"),
-               "gankit_version": c.get("gankit_version"), "export": _export_formats(ckpt)}
+               "gankit_version": c.get("gankit_version"), "export": _export_formats(ckpt),
+               **(c.get("summary") or {})}      # what the run's strategies reported (privacy: epsilon, delta)
     if as_json:
         click.echo(json.dumps({**summary, "config": cfg}, indent=2))
         return
@@ -291,6 +292,9 @@ def info(ckpt, as_json):
     if summary["best"]:
         click.echo(f"best     {summary['best']}")
     click.echo(f"export   {', '.join(summary['export'])} (gankit export --format ...)")
+    for key, value in (c.get("summary") or {}).items():
+        if not isinstance(value, dict):
+            click.echo(f"{key:<8} {value}")
     click.echo("config   " + json.dumps({k: cfg[k] for k in ("opts", "batch_size", "d_steps", "ema_kimg", "seed")}))
 
 

@@ -92,6 +92,9 @@ class TrainConfig:
     metrics_n: int = 2000           # generated samples per evaluation during training
     extractor: str = "auto"         # feature extractor for training-time metrics
     on_nonfinite: str = "stop"      # stop | rollback (reload the last checkpoint and halve the learning rates)
+    # Options of strategies that declare them, by strategy name (--set privacy.epsilon=3 -> strategy.privacy);
+    # each strategy's registration types and checks its own section.
+    strategy: dict[str, dict] = field(default_factory=dict)
     tensorboard: bool = False
     description: str = ""
 

@@ -97,6 +97,7 @@ def load_recipe(path: str | Path, device: str | torch.device = "cpu", ema: bool 
         state = {**{k: v for k, v in fresh.items() if k.endswith("_extra_state")}, **state}
     load_module_state(recipe, state, path)
     recipe.to(device).eval().requires_grad_(False)
+    recipe.run_summary = dict(ckpt.get("summary") or {})   # what the strategies reported (privacy: epsilon)
     nets = nn.ModuleDict(dict(recipe.nets.items()))
     if ema and ckpt.get("ema"):
         for name, state in ckpt["ema"].items():

@@ -13,6 +13,9 @@ Python work on the hot path). Larger ones implement ``__getitem__`` and are batc
 
 ``BatchStream`` turns a dataset into an endless, seeded stream of batches whose position is a single integer,
 so a checkpoint can store it and resume gives exactly the batches an uninterrupted run would have seen.
+A dataset with a ``draw(n, generator) -> dict`` method samples its own batches (CTGAN's training-by-sampling
+picks a category first, then a row holding it); the stream calls it with a generator seeded by (seed, k), so the
+position is still one integer. Strategies may replace the stream (DP-SGD's Poisson sampling, engine/privacy.py).
 """
 from __future__ import annotations
 
@@ -171,7 +174,14 @@ class BatchStream:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         n = len(self.dataset)
-        if hasattr(self.dataset, "get_batch"):
+        if hasattr(self.dataset, "draw"):
+            # A dataset that samples its own batches (CTGAN's training-by-sampling): the global batch is a pure
+            # function of (seed, k), drawn with a generator seeded by both, and this rank takes its slice.
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batches_done)
+            full = self.dataset.draw(self.batch_size * self.world_size, g)
+            lo = self.rank * self.batch_size
+            batch = {k: v[lo:lo + self.batch_size] for k, v in full.items()}
+        elif hasattr(self.dataset, "get_batch"):
             idx = index_stream_batch(n, self.batch_size * self.world_size, self.seed, self.batches_done)
             batch = self.dataset.get_batch(idx[self.rank * self.batch_size:(self.rank + 1) * self.batch_size])
         else:

@@ -13,6 +13,7 @@ from .configure import resolve, validate
 from .loop import train, training_loop
 from .step import Trainer
 from .strategies import AMP, EMA, GradAccumulation, Strategy, strategy_factories
+from . import privacy  # noqa: E402,F401  registers the "privacy" strategy (DP-SGD through Opacus)
 
 __all__ = ["build", "resolve_device", "resolve", "validate", "train", "training_loop", "Trainer", "EMA", "AMP",
            "GradAccumulation", "Strategy", "strategy_factories"]

@@ -8,6 +8,7 @@
                                                                                 that takes it for this data)
     data.degrade=x4      data.x that is not a DataConfig field but an option  -> data.options.degrade
                          of a registered data kind
+    privacy.epsilon=3    <strategy>.x for a strategy that declares options    -> strategy.privacy.epsilon
 
 Unknown keys, wrong types, unknown registry names and bad ranges raise ``ConfigError`` naming the choices.
 """
@@ -25,6 +26,7 @@ from ..optim import optimizers
 from ..presets import get_preset
 from ..recipes import recipes
 from ..samplers import sampler_kinds
+from .strategies import strategy_factories, strategy_options
 
 NONFINITE_CHOICES = ("stop", "rollback")
 AMP_CHOICES = ("off", "bf16", "fp16")
@@ -34,6 +36,10 @@ def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
     """Apply one dotted ``key=value`` to a config dict, routing recipe options, network and data-kind options."""
     parts = key.split(".")
     top = field_names(TrainConfig)
+    if parts[0] not in top and len(parts) >= 2 and parts[0] in strategy_factories \
+            and strategy_factories.get(parts[0]).options is not None:
+        # --set privacy.epsilon=3: the options of a strategy that declares them.
+        return set_dotted(cfg_dict, "strategy." + key, value)
     if parts[0] not in top:
         # A top-level key that is a recipe option: --set loss=hinge.
         recipe_cls = recipes.get(cfg_dict.get("recipe", "gan"))
@@ -141,6 +147,12 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.data.direction not in ("AtoB", "BtoA"):
         raise ConfigError(f"data.direction must be AtoB or BtoA, got {cfg.data.direction!r}.")
     _validate_data_options(cfg.data)
+    for name in cfg.strategy:
+        if name not in strategy_factories or strategy_factories.get(name).options is None:
+            with_options = [n for n, f in strategy_factories.items() if f.options is not None]
+            raise ConfigError(f"strategy.{name}: no strategy of that name takes options; those that do: "
+                              f"{', '.join(with_options) or 'none'}.")
+        strategy_options(cfg, name)                      # unknown keys and wrong types fail here
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}.")
     for role in ("G", "D"):

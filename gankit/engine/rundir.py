@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..config import TrainConfig, from_dict, get_dotted, to_dict
+from ..config import TrainConfig, field_names, from_dict, get_dotted, to_dict
 from ..errors import ConfigError
 
 
@@ -48,6 +48,14 @@ def merge_resume_config(saved: TrainConfig, requested: TrainConfig | None, expli
             raise ConfigError(f"Cannot change {key!r} when resuming: the run was trained with "
                               f"{get_dotted(saved_d, key)!r}. Keys that may change on resume: "
                               f"{', '.join(RESUME_CHANGEABLE)}.")
+    # A short key routed elsewhere (--set privacy.epsilon=3 -> strategy.privacy, loss=hinge -> opts.loss) is not
+    # where it lands: judge what it changed, section by section.
+    routed = sorted(k for k in explicit if k.split(".")[0] not in field_names(TrainConfig))
+    changed = sorted(t for t in saved_d if t not in RESUME_CHANGEABLE and saved_d[t] != req_d.get(t))
+    if routed and changed:
+        raise ConfigError(f"Cannot change {', '.join(routed)} when resuming: it changes {', '.join(changed)}, "
+                          f"which the run was trained with. Keys that may change on resume: "
+                          f"{', '.join(RESUME_CHANGEABLE)}.")
     for key in RESUME_CHANGEABLE:
         if key in {k.split('.')[0] for k in explicit}:
             saved_d[key] = req_d[key]

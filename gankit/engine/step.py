@@ -182,7 +182,7 @@ class Trainer:
                 "structure": self.recipe.structure_state(), "nets": nets,
                 "opt": {name: opt.state_dict() for name, opt in self.optimizers.items()}, "rng": rng,
                 "stream": self.stream.state_dict(), "lr_scale": self.lr_scale, "best": self.best,
-                **self.strategies.state_dict()}
+                "summary": self.strategies.summary(), **self.strategies.state_dict()}
 
     def load_state_dict(self, ckpt: dict) -> None:
         if ckpt.get("structure"):

@@ -16,9 +16,12 @@ The step (``engine.step``) calls the same hooks whatever is configured; each str
     sampling_nets(nets)          the networks to sample with (EMA copies)
     tick_stats() -> dict         logged once per tick ("amp/scale_G", "privacy/epsilon")
     state_dict() / load_state_dict(state)   the strategy's checkpoint entry, under ``ckpt[name]``
+    summary() -> dict            reported facts (epsilon): ``ckpt["summary"]``, ``gankit info --json``, eval cards
 
 Strategies are made from the config by the factories in ``strategy_factories`` (each returns a strategy or None),
-in ``order``; a new one (differential privacy through Opacus, issue 14) is a class and a registration.
+in ``order``; a new one (differential privacy through Opacus, engine/privacy.py) is a class and a registration.
+A factory may declare an ``options`` dataclass: its settings live in ``cfg.strategy[name]`` and ``--set
+name.key=value`` is routed there (``--set privacy.epsilon=3``).
 """
 from __future__ import annotations
 
@@ -74,6 +77,11 @@ class Strategy:
         return None
 
     def load_state_dict(self, state: dict) -> None: ...
+
+    def summary(self) -> dict[str, Any]:
+        """Plain values about the run worth reporting (privacy: the spent epsilon): saved as the checkpoint's
+        ``summary``, shown by ``gankit info --json`` and copied into evaluation cards."""
+        return {}
 
 
 class Strategies:
@@ -144,6 +152,12 @@ class Strategies:
     def state_dict(self) -> dict[str, Any]:
         return {s.name: st for s in self.items if (st := s.state_dict()) is not None}
 
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for s in self.items:
+            out.update(s.summary())
+        return out
+
     def load_state_dict(self, ckpt: dict) -> None:
         for s in self.items:
             if ckpt.get(s.name) is not None:
@@ -154,6 +168,16 @@ class Strategies:
 class StrategyFactory:
     order: int                                            # position in the chain (lower = outer, earlier)
     make: Callable[[TrainConfig, Any], Strategy | None]   # (cfg, build context) -> strategy or None when off
+    options: type | None = None                           # dataclass of its settings in cfg.strategy[name]
+
+
+def strategy_options(cfg: TrainConfig, name: str) -> Any:
+    """The typed options of strategy ``name`` from ``cfg.strategy[name]`` (its defaults when absent)."""
+    from ..config import dataclass_from_dict
+    factory = strategy_factories.get(name)
+    if factory.options is None:
+        raise ConfigError(f"strategy {name!r} takes no options.")
+    return dataclass_from_dict(factory.options, cfg.strategy.get(name, {}), f"{name} (strategy options)")
 
 
 strategy_factories: Registry[StrategyFactory] = Registry("strategy")

@@ -133,9 +133,17 @@ def _init_orthogonal(m: nn.Module) -> None:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
-    """The network inside a DistributedDataParallel wrapper (for state dicts, EMA copies, sampling, growing);
-    other modules as they are. Here, below recipes and engine, so both use the one definition."""
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+    """The network inside a DistributedDataParallel wrapper, or inside a strategy's wrapper that marks itself
+    with ``wrapped_network`` (the attribute name of the network it holds: Opacus' GradSampleModule keeps it in
+    ``_module``), for state dicts, EMA copies, sampling, growing; other modules as they are. Here, below recipes
+    and engine, so both use the one definition."""
+    while True:
+        if isinstance(module, nn.parallel.DistributedDataParallel):
+            module = module.module
+        elif isinstance(getattr(module, "wrapped_network", None), str):
+            module = getattr(module, module.wrapped_network)
+        else:
+            return module
 
 
 # The networks a NetConfig names: one for image-like data (images, pairs), one for vectors (toys, tables).

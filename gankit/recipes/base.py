@@ -10,6 +10,7 @@ step does (DESIGN.md principle 2). What the engine runs is declared by the recip
     loss(batch, ctx)        -> {'loss': scalar Tensor, ...logged scalars}; ctx: StepContext (step, nimg,
                             progress = nimg / total, this rank's noise)
     samplers(nets)          {name: Sampler}; "default" is what sample / eval / training metrics use
+    enable_per_sample(b)    DP-SGD asks for per-example discriminator terms (raises where the recipe cannot)
     snapshot(fixed, nets)   [Artefact]: image grid, scatter, ... each with its own writer
     structure_state() / load_structure_state() / grow(ctx)   networks that change shape during a run
 
@@ -185,6 +186,24 @@ class Recipe(nn.Module):
     def lr_multiplier(self, progress: float) -> float:
         """Learning-rate factor at training progress in [0, 1] (constant unless a family schedules it)."""
         return 1.0
+
+    def enable_per_sample(self, batch_size: int) -> int:
+        """Called by a strategy that clips one gradient per example (DP-SGD, engine/privacy.py): switch the
+        discriminator losses to a plain mean over the rows of one forward pass in which every row depends on one
+        real example at most (no packing, no gradient penalty, no batch statistics), and return the expected
+        number of rows of that forward for ``batch_size`` real examples. Raise ``ConfigError`` saying what in
+        this configuration cannot do that. Default: not supported."""
+        raise ConfigError(f"Recipe {type(self).__name__} does not support per-sample gradients (DP-SGD); a "
+                          f"recipe that does implements Recipe.enable_per_sample (see ctgan).")
+
+    def data_statistics(self) -> dict[str, torch.Tensor]:
+        """Histograms of the training data the recipe uses besides the networks (CTGAN: the category counts of
+        its conditional vector), each example counting once in each histogram. A privacy strategy may release
+        them with noise (``set_data_statistics``) and charge the release to its budget. Default: none."""
+        return {}
+
+    def set_data_statistics(self, stats: dict[str, torch.Tensor]) -> None:
+        """Use these (noisy) histograms instead of the data's own, everywhere they are read and saved."""
 
     # ---- networks that change during a run (ProGAN growing) -----------------------------------------------
     def structure_state(self) -> dict:
