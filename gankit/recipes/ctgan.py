@@ -57,6 +57,7 @@ class CTGAN(Recipe):
     Options = CTGANOptions
     data_kinds = ("table",)
     sampler_kind = "rows"
+    test_overrides = {"batch_size": 20}      # shared tests: two packs of pac = 10 rows
 
     def __init__(self, nets: dict[str, nn.Module], opts: CTGANOptions, info: DataInfo, batch_size: int):
         super().__init__(nets, opts, info)
