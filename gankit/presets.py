@@ -13,6 +13,7 @@ _DCGAN_NETS = {
     "D": {"image": "dcgan", "vector": "mlp", "init": "normal02"},
 }
 _ADAM_DCGAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
+_ADAM_WGAN_AUDIO = {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.9]}   # Donahue et al. 2019, table 4
 
 # ---- Values for vector data (the 2-D toys ring8 / grid25), applied by config.resolve under the user's --set.
 # What the papers share: a 2-D latent and ReLU MLPs (Gulrajani et al. 2017, gan_toy.py; Lin et al. 2018, PacGAN,
@@ -170,6 +171,35 @@ PRESETS: dict[str, dict] = {
         "D": {"image": "patchgan", "vector": "", "init": "normal02", "image_kwargs": {"norm": "instance"}},
         "opt": {"G": _ADAM_DCGAN, "D": _ADAM_DCGAN},
         "batch_size": 16, "kimg": 40.0, "ema_kimg": 0.0, "snapshot_n": 8,
+    },
+    # ---- Sound (Donahue et al. 2019, "Adversarial Audio Synthesis", sec. 5 and appendix table 4): WGAN-GP with
+    # lambda 10, 5 critic steps per G step, Adam 1e-4 betas (0.5, 0.9), batch 64, z of 100, model size d = 64,
+    # 16384-sample clips at 16 kHz, no EMA. For a CPU-sized model: --set G.model_size=16 --set D.model_size=16.
+    "wavegan": {
+        "description": "Donahue et al. 2019: raw-waveform GAN, 1-D transposed convolutions (kernel 25, stride 4) "
+                       "to 16384 samples at 16 kHz, phase shuffle n=2 in D, WGAN-GP (lambda 10, 5 D steps), Adam 1e-4 "
+                       "betas (0.5, 0.9). Audio data (spoken-digits, tones, a folder of .wav).",
+        "recipe": "wavegan",
+        "opts": {"loss": "wasserstein", "gp_weight": 10.0, "z_dim": 100},
+        "data": {"spec": "spoken-digits"},
+        "G": {"image": "wavegan", "vector": "", "image_kwargs": {"model_size": 64}},
+        "D": {"image": "wavegan", "vector": "", "image_kwargs": {"model_size": 64, "phase_shuffle": 2}},
+        "opt": {"G": _ADAM_WGAN_AUDIO, "D": _ADAM_WGAN_AUDIO},
+        "d_steps": 5, "batch_size": 64, "kimg": 500.0, "ema_kimg": 0.0, "snapshot_n": 16,
+        "tick_kimg": 5.0, "snapshot_kimg": 50.0,
+    },
+    "specgan": {
+        "description": "Donahue et al. 2019: DCGAN-like 2-D GAN (5x5 kernels, stride 2) on 128x128 log-magnitude "
+                       "spectrograms normalised per frequency (clipped at 3 std), WGAN-GP as WaveGAN; sound by 16 "
+                       "Griffin-Lim iterations. Audio data, used as spectrograms.",
+        "recipe": "specgan",
+        "opts": {"loss": "wasserstein", "gp_weight": 10.0, "z_dim": 100, "griffin_lim_iters": 16},
+        "data": {"spec": "spoken-digits"},
+        "G": {"image": "specgan", "vector": "", "image_kwargs": {"model_size": 64}},
+        "D": {"image": "specgan", "vector": "", "image_kwargs": {"model_size": 64}},
+        "opt": {"G": _ADAM_WGAN_AUDIO, "D": _ADAM_WGAN_AUDIO},
+        "d_steps": 5, "batch_size": 64, "kimg": 500.0, "ema_kimg": 0.0, "snapshot_n": 16,
+        "tick_kimg": 5.0, "snapshot_kimg": 50.0,
     },
 }
 
