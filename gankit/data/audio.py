@@ -59,6 +59,10 @@ class AudioOptions:
         if self.spec_bins < 8 or self.clip_samples % self.spec_bins:
             raise ConfigError(f"data.spec_bins must be >= 8 and divide data.clip_samples ({self.clip_samples}) so "
                               f"that the hop T / B is whole, got {self.spec_bins}.")
+        if self.clip_samples // self.spec_bins > 2 * self.spec_bins:
+            raise ConfigError(f"data.spec_bins={self.spec_bins} is too small for {self.clip_samples}-sample clips: the "
+                              f"hop T / B = {self.clip_samples // self.spec_bins} would exceed the window n_fft = 2 B "
+                              f"= {2 * self.spec_bins}; use B >= sqrt(T / 2) (e.g. 128 for 16384, 64 for 4096).")
 
 
 AUDIO = register_kind("audio", "{'audio': float [1, T] in [-1, 1], 'label': int64 [] (if labelled)}", AudioOptions)
