@@ -201,6 +201,34 @@ PRESETS: dict[str, dict] = {
         "d_steps": 5, "batch_size": 64, "kimg": 500.0, "ema_kimg": 0.0, "snapshot_n": 16,
         "tick_kimg": 5.0, "snapshot_kimg": 50.0,
     },
+    # Voice conversion (Kaneko & Kameoka 2018 sec. 4.1; Kaneko et al. 2019 sec. 4.1): Adam G 2e-4 / D 1e-4,
+    # beta1 0.5, batch 1, lambda_cyc 10, lambda_id 5 for the first 10^4 iterations, 128-frame segments.
+    "cyclegan-vc": {
+        "description": "Kaneko & Kameoka 2018: non-parallel voice conversion on WORLD mel-cepstra, 1-D gated CNN "
+                       "generators, 2-D gated PatchGAN discriminators, least squares, cycle 10, identity 5 (first "
+                       "10k iterations), log-F0 transform, WORLD vocoder. Voice data (digit-voices).",
+        "recipe": "cyclegan-vc",
+        "opts": {"two_step": False, "cycle_weight": 10.0, "identity_weight": 5.0, "identity_kimg": 10.0},
+        "data": {"spec": "digit-voices"},
+        "G": {"image": "cyclegan_vc", "vector": ""},
+        "D": {"image": "vc_patch", "vector": ""},
+        "opt": {"G": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
+        "batch_size": 1, "kimg": 200.0, "ema_kimg": 0.0, "snapshot_n": 4, "tick_kimg": 1.0, "snapshot_kimg": 20.0,
+    },
+    "cyclegan-vc2": {
+        "description": "Kaneko et al. 2019: CycleGAN-VC2, the 2-1-2D gated generator, PatchGAN discriminators and "
+                       "the two-step adversarial loss (extra discriminators on cycled features); otherwise as "
+                       "cyclegan-vc.",
+        "recipe": "cyclegan-vc",
+        "opts": {"two_step": True, "cycle_weight": 10.0, "identity_weight": 5.0, "identity_kimg": 10.0},
+        "data": {"spec": "digit-voices"},
+        "G": {"image": "cyclegan_vc2", "vector": ""},
+        "D": {"image": "vc_patch", "vector": ""},
+        "opt": {"G": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
+        "batch_size": 1, "kimg": 200.0, "ema_kimg": 0.0, "snapshot_n": 4, "tick_kimg": 1.0, "snapshot_kimg": 20.0,
+    },
 }
 
 

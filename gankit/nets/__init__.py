@@ -25,7 +25,7 @@ from .base import (SLOTS, build_net, check_kwargs, check_net_config, discriminat
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
 from . import dcgan, mlp, patchgan, resnet, unet  # noqa: E402,F401
-from . import wavegan  # noqa: E402,F401  audio: WaveGAN (1-D), SpecGAN (2-D)
+from . import cyclegan_vc, wavegan  # noqa: E402,F401  audio: WaveGAN (1-D), SpecGAN (2-D), CycleGAN-VC
 
 __all__ = ["generators", "discriminators", "networks", "inits", "check_kwargs", "make_net", "init_weights",
            "build_net", "slot_for", "SLOTS", "kwargs_slot", "check_net_config", "unwrap"]
