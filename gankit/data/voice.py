@@ -169,9 +169,23 @@ def _speak_all(root: Path, texts: list[str], voice: tuple[str, int], rate: int, 
             tmp = path.with_suffix(".tmp.wav")
             synthesise(text, voice[0], voice[1], 175, tmp)
             tmp.replace(path)
-        wave, sr = dsp.read_wav(path)
-        wave = dsp.resample(wave, sr, rate)
-        feats.append({"text": text, "wave": wave, **world_features(wave, rate, opts.mcep_dim, opts.frame_period)})
+        feats.append({"text": text, **cached_world_features(path, rate, opts)})
+    return feats
+
+
+def cached_world_features(path: Path, rate: int, opts: VoiceOptions) -> dict[str, np.ndarray]:
+    """WORLD features of a wav file resampled to ``rate``, cached beside it (the analysis takes about a second
+    per utterance on a CPU; the cache key holds rate, order and frame period)."""
+    cache = path.with_name(f"{path.stem}.world-{rate}-{opts.mcep_dim}-{opts.frame_period:g}.npz")
+    if cache.exists():
+        with np.load(cache) as z:
+            return {k: z[k] for k in z.files}
+    wave, sr = dsp.read_wav(path)
+    wave = dsp.resample(wave, sr, rate)
+    feats = {"wave": wave, **world_features(wave, rate, opts.mcep_dim, opts.frame_period)}
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, **feats)
+    tmp.replace(cache)
     return feats
 
 
