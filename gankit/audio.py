@@ -197,7 +197,7 @@ def silence_rate(wave: torch.Tensor, threshold_db: float = -40.0) -> float:
 
 def clipping_rate(wave: torch.Tensor, level: float = 0.999) -> float:
     """Fraction of samples at or beyond +-``level`` (a saturated tanh output clips when quantised)."""
-    return float((wave.float().abs() >= level).float().mean())
+    return float((wave.abs() >= level).double().mean())
 
 
 def dominant_frequency(wave: torch.Tensor | np.ndarray, rate: int) -> float:

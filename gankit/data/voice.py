@@ -41,7 +41,7 @@ class VoiceOptions:
     mcep_dim: int = 36             # mel-cepstral coefficients incl. c0 (VC2: 35 + energy; VC1: 24)
     frames: int = 128              # frames per training segment (VC2: 128); must be a multiple of 4
     frame_period: float = 5.0      # WORLD frame period in ms
-    utterances: int = 40           # digit-voices: utterances per speaker (train; test gets a quarter, at least 4)
+    utterances: int = 40           # digit-voices: utterances per speaker (train; test gets a quarter, at least 2)
 
     def __post_init__(self) -> None:
         if self.frames < 8 or self.frames % 4:
@@ -200,7 +200,7 @@ def digit_voices(cfg) -> MemoryDataset:
         texts = digit_strings(2 * n, seed=0)
         texts_a, texts_b = texts[:n], texts[n:]                                    # disjoint: non-parallel
     else:
-        texts_a = texts_b = digit_strings(max(4, opts.utterances // 4), seed=1)    # parallel test strings
+        texts_a = texts_b = digit_strings(max(2, opts.utterances // 4), seed=1)    # parallel test strings
     feats_a = _speak_all(root, texts_a, VOICE_A, opts.vc_rate, opts)
     feats_b = _speak_all(root, texts_b, VOICE_B, opts.vc_rate, opts)
     parallel = list(zip(feats_a, feats_b)) if cfg.split != "train" else []

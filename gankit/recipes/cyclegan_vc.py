@@ -237,6 +237,8 @@ class VoiceConverter(Sampler):
         data = r.data
         if r.ref:
             data = dataclasses.replace(data, spec=r.ref)
+        if r.root:
+            data = dataclasses.replace(data, root=r.root)
         test = load_dataset(dataclasses.replace(data, split=r.split or "test"), ("voice",))
         pairs = getattr(test, "parallel", [])
         if not pairs:
