@@ -64,9 +64,12 @@ def voice_options(cfg) -> VoiceOptions:
 # ---- WORLD ---------------------------------------------------------------------------------------------------
 
 def _world():
+    import warnings
     try:
-        import pysptk
-        import pyworld
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # pysptk 1.0.1 imports the deprecated pkg_resources
+            import pysptk
+            import pyworld
     except ImportError:
         raise DataError("Voice conversion needs the WORLD vocoder and SPTK: pip install 'gankit[audio]' (pyworld, "
                         "pysptk; both build from source and need a C compiler).") from None

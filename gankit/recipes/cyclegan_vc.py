@@ -137,12 +137,12 @@ class CycleGANVC(Recipe):
 
     # ---- using the model ----------------------------------------------------------------------------------
     def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, Any]:
-        """A few segments of each speaker (for the feature picture) and up to two whole utterances of A with
+        """A few segments of each speaker (for the feature picture) and one whole utterance of A with
         their F0 and aperiodicity (for the converted sound), when the dataset keeps them."""
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(dataset), generator=g)[: min(n, 8, len(dataset))]
         batch = dataset.get_batch(idx)
-        return {"a": batch["a"].cpu(), "b": batch["b"].cpu(), "utterances": list(getattr(dataset, "sources", []))[:2]}
+        return {"a": batch["a"].cpu(), "b": batch["b"].cpu(), "utterances": list(getattr(dataset, "sources", []))[:1]}
 
     @torch.no_grad()
     def snapshot(self, fixed: dict[str, Any], nets: nn.ModuleDict) -> list:
