@@ -7,11 +7,13 @@ Every constructor takes typed, defaulted, commented arguments. Arguments that co
     out_channels   image channels a generator emits (images)   | out_dim  vector size (vectors)
     in_channels    image channels a discriminator / translator reads | in_dim vector size (vectors)
     resolution     square image side in pixels
+    length         samples of a 1-D signal (audio clips: WaveGAN)
     num_classes    > 0 for class-conditional networks (0 = unconditional)
 
 A network that cannot make a requested resolution raises ``ConfigError`` naming the valid ones.
 
-Every registered class declares ``kind`` ("image" | "vector" | "translator" | "patch") and ``test_interface``
+Every registered class declares ``kind`` ("image" | "vector" | "translator" | "patch"; "audio" and "voice" for
+sound, which the shared tests skip and tests/test_audio*.py cover) and ``test_interface``
 (a dict of small interface arguments): the shared tests in ``tests/test_nets.py`` build and check every
 registered network from these, so a new network is tested the moment it is registered.
 
