@@ -234,3 +234,26 @@ def test_logmel_pictures_and_audio_classifier_metrics(tmp_path):
     assert silent["silence"] == 1.0 and silent["clipping"] == 0.0
     with pytest.raises(ConfigError, match="do not apply to sound"):
         check_audio_metrics(["kid"])
+
+
+@needs_world
+def test_two_speaker_folders_pair_by_name_and_measure_f0(tmp_path):
+    """--data A/ --data-b B/: WORLD finds each speaker's F0 (tones at 150 and 300 Hz: log ratio log 2), and files of
+    the same name are the parallel test pairs."""
+    rate = 8000
+    t = np.arange(int(0.4 * rate)) / rate
+    for side, f0 in (("A", 150.0), ("B", 300.0)):
+        for name, depth in (("one.wav", 0.02), ("two.wav", 0.04)):
+            wave = 0.3 * sum(np.sin(2 * np.pi * k * f0 * t * (1 + depth * np.sin(2 * np.pi * 3 * t))) / k
+                             for k in range(1, 4))
+            dsp.write_wav(tmp_path / side / name, wave, rate)
+    cfg = DataConfig(spec=str(tmp_path / "A"), spec_b=str(tmp_path / "B"),
+                     options={"vc_rate": rate, "frames": 16, "mcep_dim": 12})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = load_dataset(cfg, ("voice",))
+    x = ds.info.extras
+    assert abs((x["lf0_mean_b"] - x["lf0_mean_a"]) - np.log(2.0)) < 0.05
+    assert abs(x["lf0_mean_a"] - np.log(150.0)) < 0.05
+    assert [(a["name"], b["name"]) for a, b in ds.parallel] == [("one.wav", "one.wav"), ("two.wav", "two.wav")]
+    assert ds.get_batch(torch.arange(4))["a"].shape == (4, 12, 16)

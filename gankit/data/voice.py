@@ -31,7 +31,7 @@ from ..config import dataclass_from_dict, field_names
 from ..errors import ConfigError, DataError
 from .audio import DIGIT_WORDS, espeak_version, synthesise
 from .base import DataInfo, MemoryDataset, register_kind
-from .catalog import builtin, data_root
+from .catalog import PathFormat, builtin, data_root, path_formats
 from .storage import make_unpaired
 
 
@@ -209,6 +209,50 @@ def digit_voices(cfg) -> MemoryDataset:
     parallel = list(zip(feats_a, feats_b)) if cfg.split != "train" else []
     return voice_dataset("digit-voices", feats_a, feats_b, opts, digit_voices.about, parallel=parallel,
                          speakers=[f"{VOICE_A[0]} p{VOICE_A[1]}", f"{VOICE_B[0]} p{VOICE_B[1]}"])
+
+
+# ---- two folders of sound files: speaker A (--data) and speaker B (--data-b) -------------------------------------
+
+def _sound_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in dsp.WAV_SUFFIXES)
+
+
+def _is_two_speaker_folders(cfg) -> bool:
+    a, b = Path(cfg.spec), Path(cfg.spec_b) if cfg.spec_b else None
+    return bool(b) and a.is_dir() and b.is_dir() and bool(_sound_files(a)) and bool(_sound_files(b))
+
+
+def load_two_speakers(cfg, kind: str = "voice") -> MemoryDataset:
+    """Speaker A's files under --data, B's under --data-b (train/ test/ subfolders for splits). Files with the same
+    name in both folders are the same words (parallel): the test split's MCD uses them."""
+    from .folders import split_folder
+    opts = voice_options(cfg)
+    folders = [split_folder(Path(p), cfg.split) for p in (cfg.spec, cfg.spec_b)]
+    feats = []
+    for folder in folders:
+        files = _sound_files(folder)
+        if not files:
+            raise DataError(f"No sound files ({', '.join(dsp.WAV_SUFFIXES)}) in {str(folder)!r}.")
+        side = []
+        for path in files:
+            wave, sr = dsp.read_wav(path)
+            wave = dsp.resample(wave, sr, opts.vc_rate)
+            side.append({"name": path.name, "wave": wave,
+                         **world_features(wave, opts.vc_rate, opts.mcep_dim, opts.frame_period)})
+        feats.append(side)
+    by_name = {f["name"]: f for f in feats[1]}
+    parallel = [(f, by_name[f["name"]]) for f in feats[0] if f["name"] in by_name]
+    return voice_dataset(f"{cfg.spec}+{cfg.spec_b}", feats[0], feats[1], opts,
+                         "two folders of one speaker's sound files each", parallel=parallel)
+
+
+path_formats.register("two-speaker-folders")(PathFormat(
+    about="--data A/ --data-b B/ with one speaker's sound files each (voice conversion; same file names = same "
+          "words, used for MCD on the test split)",
+    matches=_is_two_speaker_folders,
+    provides=lambda cfg: ("voice",),
+    load=load_two_speakers,
+))
 
 
 def dtw_path(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
