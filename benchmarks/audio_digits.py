@@ -68,12 +68,12 @@ def part_gan(preset: str, root: str, kimg: float) -> dict:
             "metrics": result["metrics"]}
 
 
-def part_vc(root: str, kimg: float) -> dict:
+def part_vc(root: str, kimg: float, presets: tuple[str, ...]) -> dict:
     from gankit.engine import resolve, train
     from gankit.loading import load_sampler
     from gankit.samplers import EvalRequest
     out = {}
-    for preset in ("cyclegan-vc", "cyclegan-vc2"):
+    for preset in presets:
         over = {"data.root": root, "data.utterances": 24, "data.frames": 64, "data.mcep_dim": 24,
                 "G.width": 0.125, "D.width": 0.125, "batch_size": 8, "kimg": kimg, "tick_kimg": kimg / 4,
                 "snapshot_kimg": kimg, "identity_kimg": kimg / 2, "seed": 0}
@@ -109,13 +109,14 @@ def report() -> None:
             g, m = r[name], r[name]["metrics"]
             lines.append(f"| {name} | {r[name].get('kimg', '')} | {g['steps']} | {g['train_seconds']} | {m['is']:.2f} | "
                          f"{m['fid']:.2f} | {m['modes']} | {m['silence']:.3f} | {m['clipping']:.4f} |")
-    if "vc" in r:
+    vc = {k: v for name, part in r.items() if name.startswith("vc") for k, v in part.items()}
+    if vc:
         lines += ["", "Voice conversion (digit-voices: A = en-us+m3 pitch 35, B = en-us+f2 pitch 70; 24 non-parallel "
                   "training utterances per speaker, parallel test utterances; 24 mel-cepstra, 64-frame segments, "
                   "width 1/8, batch 8). MCD in dB after DTW, c1..c23, converted in feature space:", "",
                   "| model | kimg | train s | MCD before (A vs B) | MCD after (G_ab(A) vs B) | test utterances |",
                   "|---|---|---|---|---|---|"]
-        for name, v in r["vc"].items():
+        for name, v in sorted(vc.items()):
             lines.append(f"| {name} | {v.get('kimg', '')} | {v['train_seconds']} | {v['mcd_before']:.2f} | "
                          f"{v['mcd']:.2f} +- {v['mcd_std']:.2f} | {v['utterances']} |")
     write_section("audio", "Audio: WaveGAN vs SpecGAN on spoken digits; voice conversion MCD", "\n".join(lines))
@@ -127,6 +128,7 @@ def main() -> None:
     ap.add_argument("--kimg", type=float, default=16.0)
     ap.add_argument("--vc-kimg", type=float, default=2.0)
     ap.add_argument("--root", default=str(WORK / "data"))
+    ap.add_argument("--vc-preset", default="cyclegan-vc,cyclegan-vc2", help="voice presets of the vc part")
     args = ap.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
@@ -138,12 +140,13 @@ def main() -> None:
         if part == "classifier":
             result = part_classifier(args.root)
         elif part == "vc":
-            result = part_vc(args.root, args.vc_kimg)
+            result = part_vc(args.root, args.vc_kimg, tuple(args.vc_preset.split(",")))
             for v in result.values():
                 v["kimg"] = args.vc_kimg
         else:
             result = {**part_gan(part, args.root, args.kimg), "kimg": args.kimg}
-        (WORK / f"{part}.json").write_text(json.dumps(result, indent=2))
+        name = part if part != "vc" else "vc_" + args.vc_preset.replace(",", "_")
+        (WORK / f"{name}.json").write_text(json.dumps(result, indent=2))
         print(part, json.dumps(result)[:400], flush=True)
     report()
 

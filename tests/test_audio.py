@@ -4,7 +4,6 @@ Each formula test names the deliberate break it was checked against in docs/note
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -19,7 +19,6 @@ measured after dynamic time warping (``parallel`` attribute of the test dataset)
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
