@@ -109,11 +109,19 @@ def report() -> None:
             g, m = r[name], r[name]["metrics"]
             lines.append(f"| {name} | {r[name].get('kimg', '')} | {g['steps']} | {g['train_seconds']} | {m['is']:.2f} | "
                          f"{m['fid']:.2f} | {m['modes']} | {m['silence']:.3f} | {m['clipping']:.4f} |")
+    gans = [r[n] for n in ("wavegan", "specgan") if n in r]
+    if gans and "classifier" in r and max(g["metrics"]["is"] for g in gans) < 0.5 * r["classifier"]["floor"]["is"]:
+        lines += ["", f"Reading: after {max(g['steps'] for g in gans)} generator steps neither family has learned "
+                  "speech (scores near 1, FID far above the floor; SpecGAN's untrained G outputs the mean "
+                  "log-magnitude, which is quiet, hence its silence rate). A meaningful comparison needs thousands of "
+                  "G steps (the paper trains about 200k iterations on a GPU); none was available here."]
     vc = {k: v for name, part in r.items() if name.startswith("vc") for k, v in part.items()}
     if vc:
         lines += ["", "Voice conversion (digit-voices: A = en-us+m3 pitch 35, B = en-us+f2 pitch 70; 24 non-parallel "
                   "training utterances per speaker, parallel test utterances; 24 mel-cepstra, 64-frame segments, "
-                  "width 1/8, batch 8). MCD in dB after DTW, c1..c23, converted in feature space:", "",
+                  "width 1/8, batch 8). MCD in dB after DTW, c1..c23, converted in feature space. The two models ran at "
+                  "different kimg (VC2 is about 3x slower per image here and had to fit one 5-minute process), so "
+                  "the rows are not a VC1-vs-VC2 comparison:", "",
                   "| model | kimg | train s | MCD before (A vs B) | per-coefficient mean/std mapping (no network) | "
                   "MCD after (G_ab(A) vs B) | test utterances |",
                   "|---|---|---|---|---|---|---|"]
