@@ -8,7 +8,7 @@ STAMP_BASE := $(VENV)/.installed-base-$(shell cksum pyproject.toml | cut -d' ' -
 STAMP_TEST := $(VENV)/.installed-test-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_KIMG ?= 100
 
-.PHONY: demo test install benchmarks clean-venv browser
+.PHONY: demo test install benchmarks clean-venv browser audio-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,16 @@ browser:
 	    [ "$$CI" != true ]; }; \
 	fi
 
-test: $(STAMP_TEST) browser
+# Audio tests need espeak-ng (Debian package; CI runs as root) and the WORLD vocoder (pyworld, pysptk: built from
+# source). Installed when missing; without them those tests skip, saying why.
+audio-deps: | $(PY)
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y espeak-ng || { apt-get update && apt-get install -y espeak-ng; }; \
+		else echo "espeak-ng is missing: install it with 'sudo apt-get install espeak-ng' (spoken-digits tests skip)"; fi; }
+	@$(PY) -c "import pyworld, pysptk" >/dev/null 2>&1 || $(PIP) install 'pyworld>=0.3.4' 'pysptk>=1.0' 'setuptools<81' \
+		|| echo "pyworld / pysptk did not build (a C compiler is needed); voice-conversion tests skip"
+
+test: $(STAMP_TEST) browser audio-deps
 	$(PY) -m pytest -q -n 2 --durations=15
 
 benchmarks: $(STAMP_TEST)

@@ -302,7 +302,8 @@ def info(ckpt, as_json):
 # is a module with a COMMANDS list and its name here). Imported here, so no recipe imports the CLI. They are
 # imported at every start, so they must not import torch (or gankit modules that do) at module level: import
 # inside the command functions (tests/test_startup.py checks `gankit --help` loads no torch).
-COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export")
+COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export",
+                   "gankit.cli_audio")
 
 
 def _attach_commands() -> None:

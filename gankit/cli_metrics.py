@@ -193,20 +193,26 @@ def classifier_group():
     """gankit's own domain classifier (offline features and mode counts)."""
 
 
-def _labelled_tensors(spec: str, options: dict[str, Any]) -> tuple["torch.Tensor", "torch.Tensor", Any]:
+def _labelled_tensors(spec: str, options: dict[str, Any]) -> tuple["torch.Tensor", "torch.Tensor", Any, dict]:
+    """Classifier pictures (float [-1, 1]) and labels of a data spec, all in memory, with the parameters of the
+    data kind's classifier input (``metrics.classifier.classifier_inputs``: images as they are, sound as log-mel
+    pictures...)."""
     import torch
-    """Images (float [-1, 1]) and labels of a data spec, all in memory."""
     from .config import DataConfig
     from .data import load_dataset
-    ds = load_dataset(DataConfig(spec=spec, labels=True, **options), kinds=("image",))
+    from .metrics.classifier import classifier_inputs
+    ds = load_dataset(DataConfig(spec=spec, labels=True, **options), kinds=tuple(classifier_inputs.names()))
+    frontend = classifier_inputs.get(ds.info.kind)
+    params = {"kind": ds.info.kind, **frontend.params(ds.info)}
     tensors = getattr(ds, "tensors", None)
     if tensors is not None and "label" in tensors:
-        return tensors["image"], tensors["label"], ds.info
+        return frontend.to_images(tensors[frontend.key], params), tensors["label"], ds.info, params
     items = [ds[i] for i in range(len(ds))]
     if not items or "label" not in items[0]:
-        raise DataError(f"{spec!r} has no labels: the classifier trains on labelled images (class subfolders "
+        raise DataError(f"{spec!r} has no labels: the classifier trains on labelled data (class subfolders "
                         f"or a builtin with labels).")
-    return torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items]), ds.info
+    data = torch.stack([it[frontend.key] for it in items])
+    return frontend.to_images(data, params), torch.stack([it["label"] for it in items]), ds.info, params
 
 
 @classifier_group.command("train")
@@ -222,16 +228,28 @@ def _labelled_tensors(spec: str, options: dict[str, Any]) -> tuple["torch.Tensor
 @click.option("--root", default=None, help="Where builtin datasets live.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def classifier_train_cmd(data_spec, out, test_data, epochs, batch_size, lr, width, resolution, root, seed, device):
-    """Train the small CNN classifier and save it as a data-only checkpoint."""
+@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the data kind (data.options), e.g. clip_samples=4096 for sound (repeatable).")
+def classifier_train_cmd(data_spec, out, test_data, epochs, batch_size, lr, width, resolution, root, seed, device,
+                         data_options):
+    """Train the small CNN classifier (on images, or on sound as log-mel pictures) and save it as a data-only
+    checkpoint."""
     import torch
+    import yaml
 
     from .metrics.classifier import save_classifier, train_classifier
-    options: dict[str, Any] = {"resolution": resolution, **({"root": root} if root else {})}
-    images, labels, info = _labelled_tensors(data_spec, {**options, "split": "train"})
+    kind_options: dict[str, Any] = {}
+    for item in data_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--data-option {item!r}: use KEY=VALUE, e.g. clip_samples=4096.")
+        kind_options[key.strip()] = yaml.safe_load(value)
+    options: dict[str, Any] = {"resolution": resolution, **({"root": root} if root else {}),
+                               **({"options": kind_options} if kind_options else {})}
+    images, labels, info, input_params = _labelled_tensors(data_spec, {**options, "split": "train"})
     held_out = "test split"
     try:
-        test_images, test_labels, _ = _labelled_tensors(test_data or data_spec, {**options, "split": "test"})
+        test_images, test_labels, _, _ = _labelled_tensors(test_data or data_spec, {**options, "split": "test"})
         if test_data is None and len(test_images) == len(images) and torch.equal(test_labels, labels):
             raise DataError("no separate test split")
     except DataError:
@@ -251,7 +269,8 @@ def classifier_train_cmd(data_spec, out, test_data, epochs, batch_size, lr, widt
                                          log=click.echo)
     report["test_set"] = held_out
     path = save_classifier(out, model, report, class_names=list(info.class_names),
-                           data={"spec": data_spec, "resolution": info.resolution, "channels": info.channels})
+                           data={"spec": data_spec, "resolution": info.resolution, "channels": info.channels,
+                                 "input": input_params})
     click.echo(json.dumps({"out": str(path), **{k: report[k] for k in ("test_accuracy", "train_seconds")}}))
 
 

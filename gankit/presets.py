@@ -15,6 +15,7 @@ _DCGAN_NETS = {
 _ADAM_DCGAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 # CTGAN's optimisers (Xu et al. 2019, appendix; the authors' code): Adam lr 2e-4, betas (0.5, 0.9), decay 1e-6.
 _ADAM_CTGAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.9], "weight_decay": 1e-6}
+_ADAM_WGAN_AUDIO = {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.9]}   # Donahue et al. 2019, table 4
 
 # ---- Values for vector data (the 2-D toys ring8 / grid25), applied by config.resolve under the user's --set.
 # What the papers share: a 2-D latent and ReLU MLPs (Gulrajani et al. 2017, gan_toy.py; Lin et al. 2018, PacGAN,
@@ -205,6 +206,63 @@ PRESETS: dict[str, dict] = {
         # Batch 64 of ~275 rows: sampling rate 0.23 (DP-SGD needs batch < rows); 50 kimg = 782 D steps.
         "batch_size": 64, "kimg": 50.0, "tick_kimg": 5.0, "snapshot_kimg": 25.0, "snapshot_n": 100,
         "strategy": {"privacy": {"epsilon": 3.0, "delta": 1e-5, "max_grad_norm": 1.0}},
+    },
+    # ---- Sound (Donahue et al. 2019, "Adversarial Audio Synthesis", sec. 5 and appendix table 4): WGAN-GP with
+    # lambda 10, 5 critic steps per G step, Adam 1e-4 betas (0.5, 0.9), batch 64, z of 100, model size d = 64,
+    # 16384-sample clips at 16 kHz, no EMA. For a CPU-sized model: --set G.model_size=16 --set D.model_size=16.
+    "wavegan": {
+        "description": "Donahue et al. 2019: raw-waveform GAN, 1-D transposed convolutions (kernel 25, stride 4) "
+                       "to 16384 samples at 16 kHz, phase shuffle n=2 in D, WGAN-GP (lambda 10, 5 D steps), Adam 1e-4 "
+                       "betas (0.5, 0.9). Audio data (spoken-digits, tones, a folder of .wav).",
+        "recipe": "wavegan",
+        "opts": {"loss": "wasserstein", "gp_weight": 10.0, "z_dim": 100},
+        "data": {"spec": "spoken-digits"},
+        "G": {"image": "wavegan", "vector": "", "image_kwargs": {"model_size": 64}},
+        "D": {"image": "wavegan", "vector": "", "image_kwargs": {"model_size": 64, "phase_shuffle": 2}},
+        "opt": {"G": _ADAM_WGAN_AUDIO, "D": _ADAM_WGAN_AUDIO},
+        "d_steps": 5, "batch_size": 64, "kimg": 500.0, "ema_kimg": 0.0, "snapshot_n": 16,
+        "tick_kimg": 5.0, "snapshot_kimg": 50.0,
+    },
+    "specgan": {
+        "description": "Donahue et al. 2019: DCGAN-like 2-D GAN (5x5 kernels, stride 2) on 128x128 log-magnitude "
+                       "spectrograms normalised per frequency (clipped at 3 std), WGAN-GP as WaveGAN; sound by 16 "
+                       "Griffin-Lim iterations. Audio data, used as spectrograms.",
+        "recipe": "specgan",
+        "opts": {"loss": "wasserstein", "gp_weight": 10.0, "z_dim": 100, "griffin_lim_iters": 16},
+        "data": {"spec": "spoken-digits"},
+        "G": {"image": "specgan", "vector": "", "image_kwargs": {"model_size": 64}},
+        "D": {"image": "specgan", "vector": "", "image_kwargs": {"model_size": 64}},
+        "opt": {"G": _ADAM_WGAN_AUDIO, "D": _ADAM_WGAN_AUDIO},
+        "d_steps": 5, "batch_size": 64, "kimg": 500.0, "ema_kimg": 0.0, "snapshot_n": 16,
+        "tick_kimg": 5.0, "snapshot_kimg": 50.0,
+    },
+    # Voice conversion (Kaneko & Kameoka 2018 sec. 4.1; Kaneko et al. 2019 sec. 4.1): Adam G 2e-4 / D 1e-4,
+    # beta1 0.5, batch 1, lambda_cyc 10, lambda_id 5 for the first 10^4 iterations, 128-frame segments.
+    "cyclegan-vc": {
+        "description": "Kaneko & Kameoka 2018: non-parallel voice conversion on WORLD mel-cepstra, 1-D gated CNN "
+                       "generators, 2-D gated PatchGAN discriminators, least squares, cycle 10, identity 5 (first "
+                       "10k iterations), log-F0 transform, WORLD vocoder. Voice data (digit-voices).",
+        "recipe": "cyclegan-vc",
+        "opts": {"two_step": False, "cycle_weight": 10.0, "identity_weight": 5.0, "identity_kimg": 10.0},
+        "data": {"spec": "digit-voices"},
+        "G": {"image": "cyclegan_vc", "vector": ""},
+        "D": {"image": "vc_patch", "vector": ""},
+        "opt": {"G": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
+        "batch_size": 1, "kimg": 200.0, "ema_kimg": 0.0, "snapshot_n": 4, "tick_kimg": 1.0, "snapshot_kimg": 20.0,
+    },
+    "cyclegan-vc2": {
+        "description": "Kaneko et al. 2019: CycleGAN-VC2, the 2-1-2D gated generator, PatchGAN discriminators and "
+                       "the two-step adversarial loss (extra discriminators on cycled features); otherwise as "
+                       "cyclegan-vc.",
+        "recipe": "cyclegan-vc",
+        "opts": {"two_step": True, "cycle_weight": 10.0, "identity_weight": 5.0, "identity_kimg": 10.0},
+        "data": {"spec": "digit-voices"},
+        "G": {"image": "cyclegan_vc2", "vector": ""},
+        "D": {"image": "vc_patch", "vector": ""},
+        "opt": {"G": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
+        "batch_size": 1, "kimg": 200.0, "ema_kimg": 0.0, "snapshot_n": 4, "tick_kimg": 1.0, "snapshot_kimg": 20.0,
     },
 }
 

@@ -112,13 +112,13 @@ def test_no_import_circle():
 
 # Layers, bottom up (DESIGN.md sec. 2): a module may import its own layer and the ones below, never above.
 LAYERS = [
-    {"gankit.version", "gankit.errors", "gankit.registry", "gankit.images", "gankit.io"},
+    {"gankit.version", "gankit.errors", "gankit.registry", "gankit.images", "gankit.io", "gankit.audio"},
     {"gankit.config", "gankit.presets"},
     {"gankit.losses", "gankit.nets", "gankit.data", "gankit.optim", "gankit.sample", "gankit.metrics",
      "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint", "gankit.report"},
     {"gankit.recipes", "gankit.loading", "gankit.export"},
     {"gankit.engine"},
-    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export",
+    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export", "gankit.cli_audio",
      "gankit.__main__", "gankit"},
 ]
 

@@ -19,23 +19,25 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
 from .base import BatchStream, DataInfo, DataKind, MemoryDataset, kinds, register_kind, registered_kinds
-from .catalog import PathFormat, builtin, data_root, datasets, path_formats
+from .catalog import PathFormat, builtin, conversions, data_root, datasets, path_formats, register_conversion
 from .storage import paired_to_unpaired, swap_domains, with_xflip, without_labels
 
 # Loaders register on import (one module per family of sources).
-from . import arrays, builtins, folders, paired, tables, toys, translation  # noqa: E402,F401  isort: skip
+from . import arrays, audio, builtins, folders, paired, tables, toys, translation, voice  # noqa: E402,F401  isort: skip
 from .translation import true_translation  # noqa: E402
 
 if TYPE_CHECKING:
     from ..config import DataConfig
 
 __all__ = ["kinds", "register_kind", "registered_kinds", "DataKind", "DataInfo", "MemoryDataset", "BatchStream", "datasets", "path_formats", "builtin",
-           "PathFormat", "load_dataset", "true_translation", "data_root", "describe_sources", "data_kinds"]
+           "PathFormat", "load_dataset", "conversions", "register_conversion", "true_translation", "data_root", "describe_sources", "data_kinds"]
 
 SPLITS = ("train", "test")
 
-# (kind the data is, kind wanted) -> conversion. A paired set can be used unpaired (CycleGAN on pix2pix data).
-CONVERSIONS: dict[tuple[str, str], Callable[[Dataset], Dataset]] = {("paired", "unpaired"): paired_to_unpaired}
+# (kind the data is, kind wanted) -> conversion(dataset, cfg) (catalog.conversions; loaders add theirs). A paired
+# set can be used unpaired (CycleGAN on pix2pix data).
+register_conversion("paired", "unpaired")(lambda ds, cfg: paired_to_unpaired(ds))
+CONVERSIONS = conversions
 
 
 @dataclasses.dataclass
@@ -64,7 +66,7 @@ def load_dataset(cfg: "DataConfig", kinds: tuple[str, ...] | None = None) -> Dat
             break
         native = next((k for k in source.provides if (k, wanted) in CONVERSIONS), None)
         if native is not None:
-            ds = CONVERSIONS[(native, wanted)](source.load(native))
+            ds = CONVERSIONS[(native, wanted)](source.load(native), cfg)
             break
     if ds is None:
         raise DataError(f"{source.name!r} is {' or '.join(source.provides)} data, but this recipe trains on "

@@ -53,6 +53,7 @@ register_kind("image", "{'image': float [C, H, W] in [-1, 1], 'label': int64 [] 
 register_kind("vector", "{'x': float [D], 'label': int64 [] (if labelled)}")
 register_kind("paired", "{'a': float [C, H, W], 'b': float [C, H, W]} (a -> b)")
 register_kind("unpaired", "{'a': float [C, H, W], 'b': float [C, H, W]} drawn independently")
+# More kinds register next to their loaders (data/audio.py: audio, spectrogram, voice).
 
 
 def registered_kinds() -> tuple[str, ...]:
@@ -78,7 +79,10 @@ class DataInfo:
         return asdict(self)
 
     def shape_text(self) -> str:
-        """'3x64x64' for images, '2-d' for vectors (for messages and ``gankit info``)."""
+        """'3x64x64' for images, '2-d' for vectors, ``extras['shape_text']`` for kinds that set it (audio: '1x16384
+        at 16000 Hz'); for messages and ``gankit info``."""
+        if self.extras.get("shape_text"):
+            return str(self.extras["shape_text"])
         return f"{self.dim}-d" if self.dim and not self.resolution else \
             f"{self.channels}x{self.resolution}x{self.resolution}"
 

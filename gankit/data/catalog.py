@@ -5,6 +5,9 @@ Two registries, filled by decorators next to each loader (DESIGN.md principle 3)
 * ``datasets``: builtin name -> ``factory(cfg: DataConfig) -> Dataset``. The decorator ``builtin`` records the
   kind of data the factory makes (a registered kind) and a one-line description for error messages and
   ``gankit info``.
+* ``conversions``: (kind the data is, kind wanted) -> ``convert(dataset, cfg) -> Dataset``: a source of one kind
+  used as another (paired -> unpaired for CycleGAN; audio -> spectrogram for SpecGAN), registered next to the
+  kinds it joins with ``register_conversion(native, wanted)``.
 * ``path_formats``: a layout of files on disk (image folder, ``.npz``, CycleGAN folders, ...). Each says
   whether it recognises a path, which kinds it can give, and loads one of them. The same folder can match
   several formats (a folder of images is an image set, or a pix2pix set of side-by-side pairs); the recipe's
@@ -45,6 +48,21 @@ class PathFormat:
 
 
 path_formats: Registry[PathFormat] = Registry("path format")
+
+
+conversions: dict[tuple[str, str], Callable[[Dataset, object], Dataset]] = {}
+
+
+def register_conversion(native: str, wanted: str) -> Callable:
+    """Register ``convert(dataset, cfg) -> Dataset`` turning ``native`` data into ``wanted`` data."""
+    kinds.get(native), kinds.get(wanted)
+
+    def add(fn: Callable) -> Callable:
+        if (native, wanted) in conversions:
+            raise ValueError(f"a conversion {native} -> {wanted} is already registered")
+        conversions[(native, wanted)] = fn
+        return fn
+    return add
 
 
 def data_root(cfg) -> Path:

@@ -13,6 +13,7 @@ from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, Shard, exac
                    metric_names, metrics)
 # Importing the modules registers their metrics and extractors.
 from . import classifier, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401  (registration)
+from . import audio  # noqa: E402,F401  the audio classifier input; sound metrics (metrics/audio.py)
 from .classifier import ClassifierExtractor, load_classifier, mode_metrics, save_classifier, train_classifier
 from .evaluate import compare_cards, evaluate, format_table, load_card, prepare_evaluation, save_card
 from .fid import (fid_bootstrap, fid_from_stats, frechet_distance, trace_sqrt_product,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import Registry
 from ..version import __version__
 from ..io import atomic_write
 from ..errors import CheckpointError, ConfigError, DataError
@@ -30,6 +32,26 @@ from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, exact_float
 
 FORMAT = "gankit-classifier"
 VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClassifierInput:
+    """How items of one data kind become the classifier's pictures (``gankit classifier train`` on that kind).
+
+    key:        the item key holding the data ("image", "audio")
+    params:     info -> plain data saved in the classifier file (``data.input``), what ``to_images`` needs
+    to_images:  (batch tensor, params) -> float pictures [N, C, R, R] in [-1, 1]
+    """
+    key: str
+    params: Callable[[Any], dict]
+    to_images: Callable[[torch.Tensor, dict], torch.Tensor]
+    about: str = ""
+
+
+# data kind -> ClassifierInput; "image" here, other kinds where their metrics live (metrics/audio.py: "audio").
+classifier_inputs: Registry[ClassifierInput] = Registry("classifier input")
+classifier_inputs.register("image")(ClassifierInput(key="image", params=lambda info: {},
+                                                    to_images=lambda x, params: x, about="images as they are"))
 
 
 class SmallCNN(nn.Module):

@@ -7,11 +7,13 @@ Every constructor takes typed, defaulted, commented arguments. Arguments that co
     out_channels   image channels a generator emits (images)   | out_dim  vector size (vectors)
     in_channels    image channels a discriminator / translator reads | in_dim vector size (vectors)
     resolution     square image side in pixels
+    length         samples of a 1-D signal (audio clips: WaveGAN)
     num_classes    > 0 for class-conditional networks (0 = unconditional)
 
 A network that cannot make a requested resolution raises ``ConfigError`` naming the valid ones.
 
-Every registered class declares ``kind`` ("image" | "vector" | "translator" | "patch") and ``test_interface``
+Every registered class declares ``kind`` ("image" | "vector" | "translator" | "patch"; "audio" and "voice" for
+sound, which the shared tests skip and tests/test_audio*.py cover) and ``test_interface``
 (a dict of small interface arguments): the shared tests in ``tests/test_nets.py`` build and check every
 registered network from these, so a new network is tested the moment it is registered.
 
@@ -25,6 +27,7 @@ from .base import (SLOTS, build_net, check_kwargs, check_net_config, discriminat
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
 from . import ctgan, dcgan, mlp, patchgan, resnet, unet  # noqa: E402,F401
+from . import cyclegan_vc, wavegan  # noqa: E402,F401  audio: WaveGAN (1-D), SpecGAN (2-D), CycleGAN-VC
 
 __all__ = ["generators", "discriminators", "networks", "inits", "check_kwargs", "make_net", "init_weights",
            "build_net", "slot_for", "SLOTS", "kwargs_slot", "check_net_config", "unwrap"]
