@@ -144,7 +144,7 @@ def _compute_truncation_curve(ctx: dict[str, Any], extractor_spec: str) -> dict[
     if "truncation" not in getattr(sampler, "options", ()):
         raise ConfigError("truncation_curve needs a model with a truncation trick (its sampler takes "
                           "--truncation: biggan, stylegan2); this one has none.")
-    from .evaluate import evaluate
+    evaluate = ctx["evaluate"]
     args = ctx["args"]
     settings = [None, *ctx["opts"].truncations]
     curve, values = [], {}
@@ -183,10 +183,12 @@ metrics.register("truncation_curve")(MetricSpec(
     description="FID, precision and recall at each truncation setting (Brock et al. 2019, fig. 17)"))
 
 
-def evaluate_per_class(requests: list[tuple[MetricSpec, str]], args: dict[str, Any]) -> dict[str, Any]:
-    """``evaluate``'s branch for the metrics above; ``args`` are evaluate's arguments. The other requested metrics
+def evaluate_per_class(requests: list[tuple[MetricSpec, str]], args: dict[str, Any], evaluate: Any, card: Any
+                       ) -> dict[str, Any]:
+    """``evaluate``'s branch for the metrics above; ``args`` are evaluate's arguments, ``evaluate`` and ``card``
+    its function and card maker (passed in: this module is imported by evaluate's). The other requested metrics
     run through ``evaluate`` as usual and share the card (and the extractors)."""
-    from .evaluate import _card, evaluate
+    _card = card
     start = time.perf_counter()
     sampler = args["gen"]
     names = [spec.name for spec, _ in requests if spec.output == PER_CLASS]
@@ -199,10 +201,10 @@ def evaluate_per_class(requests: list[tuple[MetricSpec, str]], args: dict[str, A
     dev = resolve_device(args["device"])
     rest = [f"{spec.name}@{ext}" for spec, ext in requests if spec.output != PER_CLASS]
     if rest:
-        card = evaluate(rest, **{k: v for k, v in args.items() if k not in ("metrics", "options", "extractors")},
-                        extractors=built, **args["options"])
+        result = evaluate(rest, **{k: v for k, v in args.items() if k not in ("metrics", "options", "extractors")},
+                          extractors=built, **args["options"])
     else:
-        card = _card({}, {}, {"generated": {"kind": "sampler, class by class", "base_seed": args["seed"]},
+        result = _card({}, {}, {"generated": {"kind": "sampler, class by class", "base_seed": args["seed"]},
                               "device": str(dev), "seeds": {"generator_base_seed": args["seed"]},
                               "options": {k: getattr(opts, k) for k in opts.__dataclass_fields__}}, start)
     shape = tuple(sampler.draw(n=1, seed=args["seed"], label=0).shape[1:])
@@ -216,7 +218,8 @@ def evaluate_per_class(requests: list[tuple[MetricSpec, str]], args: dict[str, A
         return cached["ref"]
 
     ctx = {"sampler": sampler, "num_classes": num_classes, "opts": opts, "seed": args["seed"],
-           "batch_size": args["batch_size"], "reference": reference, "args": args, "extractors": built}
+           "batch_size": args["batch_size"], "reference": reference, "args": args, "extractors": built,
+           "evaluate": evaluate}
     for spec, ext in requests:
         if spec.output != PER_CLASS:
             continue
@@ -229,12 +232,12 @@ def evaluate_per_class(requests: list[tuple[MetricSpec, str]], args: dict[str, A
                                             verify_weights=args["verify_weights"], download=args["download"])
             out = dict(spec.compute(ctx, built[ext]))
         extra = out.pop("protocol", {})
-        key = spec.name if spec.name not in card["metric_protocols"] else f"{spec.name}@{ext}"
-        card["metrics"].update(out)
-        card["metric_protocols"][key] = {"metric": spec.name, "extractor": built[ext].identity() if ext in built
+        key = spec.name if spec.name not in result["metric_protocols"] else f"{spec.name}@{ext}"
+        result["metrics"].update(out)
+        result["metric_protocols"][key] = {"metric": spec.name, "extractor": built[ext].identity() if ext in built
                                          else ext, "layer": "per class", "params": spec.params(opts),
                                          "num_classes": num_classes, **extra}
-    card["protocol"]["per_class"] = {"seeds": f"class c: seed + c * {SEED_STRIDE} + batch index",
+    result["protocol"]["per_class"] = {"seeds": f"class c: seed + c * {SEED_STRIDE} + batch index",
                                      "class_n": opts.class_n, "num_classes": num_classes}
-    card["protocol"]["wall_time_s"] = round(time.perf_counter() - start, 3)
-    return card
+    result["protocol"]["wall_time_s"] = round(time.perf_counter() - start, 3)
+    return result

@@ -94,7 +94,7 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
     requests = parse_metrics(metrics, default_extractor)
     if any(spec.output == PER_CLASS for spec, _ in requests):
         from .conditional import evaluate_per_class     # class consistency, intra-class FID, truncation curve
-        return evaluate_per_class(requests, args)
+        return evaluate_per_class(requests, args, evaluate, _card)
     paired = [spec.name for spec, _ in requests if spec.output == "pairs"]
     if paired:
         raise ConfigError(f"{', '.join(paired)} compare each output with its own target image: they evaluate "

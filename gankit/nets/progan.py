@@ -133,6 +133,7 @@ class ProGANGenerator(_Growing):
 
     kind = "image"
     test_interface = {"z_dim": 8, "out_channels": 3, "resolution": 32}
+    small_kwargs = {"fmap_base": 64, "fmap_max": 16}
 
     def __init__(self,
                  z_dim: int,
@@ -200,6 +201,7 @@ class ProGANDiscriminator(_Growing):
 
     kind = "image"
     test_interface = {"in_channels": 3, "resolution": 32}
+    small_kwargs = {"fmap_base": 64, "fmap_max": 16}
 
     def __init__(self,
                  in_channels: int,

@@ -210,6 +210,7 @@ class ResNetGANGenerator(nn.Module):
 
     kind = "image"
     test_interface = {"z_dim": 8, "out_channels": 3, "resolution": 32}
+    small_kwargs = {"ch": 4, "shared_dim": 8}
     resolutions = RESOLUTIONS
     name = "resnet GAN generator"
 
@@ -320,6 +321,7 @@ class ResNetGANDiscriminator(nn.Module):
 
     kind = "image"
     test_interface = {"in_channels": 3, "resolution": 32}
+    small_kwargs = {"ch": 4}
     resolutions = RESOLUTIONS
     name = "resnet GAN discriminator"
 
