@@ -11,8 +11,8 @@
 They are registered in the metrics registry with ``output = PER_CLASS``; ``evaluate`` hands requests for them
 here (one seam: ``Sampler.evaluate`` -> ``metrics.evaluate``), so every family whose sampler has
 ``draw(n, seed, label=c)`` over a generator with ``num_classes > 0`` gets them, in ``gankit eval`` and in
-training-time metrics. Settings (``EvalOptions``): ``class_n`` samples per class, ``truncations`` the curve's
-settings. Samples of class c use seeds ``seed + c * SEED_STRIDE + batch``; the reference of class c is every
+training-time metrics. Settings (``EvalOptions``): ``class_n`` samples per class (0: ``n`` split evenly over the
+classes, e.g. ``metrics_n`` during training; 1000 per class without ``n``), ``truncations`` the curve's settings. Samples of class c use seeds ``seed + c * SEED_STRIDE + batch``; the reference of class c is every
 reference image with label c (at most ``n_ref`` of them).
 
 Extraction here runs on one process (a ``shard`` is not used: under torchrun every rank computes the same
@@ -32,6 +32,7 @@ from .fid import fid_from_stats
 from .sources import GeneratorSource, TensorSource, Wants, as_uint8, extract
 
 SEED_STRIDE = 1_000_003      # seeds of class c start at seed + c * SEED_STRIDE
+DEFAULT_CLASS_N = 1000       # samples per class when neither class_n nor n is given
 
 
 def class_consistency(predicted: torch.Tensor, asked: torch.Tensor, num_classes: int) -> dict[str, Any]:
@@ -117,26 +118,26 @@ def _extract_class(sampler: Any, c: int, n: int, seed: int, batch_size: int, ext
 def _compute_consistency(ctx: dict[str, Any], extractor: Extractor) -> dict[str, Any]:
     predicted, asked = [], []
     for c in range(ctx["num_classes"]):
-        logits = _extract_class(ctx["sampler"], c, ctx["opts"].class_n, ctx["seed"], ctx["batch_size"], extractor,
+        logits = _extract_class(ctx["sampler"], c, ctx["class_n"], ctx["seed"], ctx["batch_size"], extractor,
                                 "logits", keep=True).features()
         predicted.append(logits.argmax(dim=1).cpu())
         asked.append(torch.full((len(logits),), c))
     out = class_consistency(torch.cat(predicted), torch.cat(asked), ctx["num_classes"])
     return {"class_consistency": out["class_consistency"], "class_consistency_min": out["class_consistency_min"],
-            "protocol": {"per_class": out["per_class"], "n_per_class": ctx["opts"].class_n}}
+            "protocol": {"per_class": out["per_class"], "n_per_class": ctx["class_n"]}}
 
 
 def _compute_intra_fid(ctx: dict[str, Any], extractor: Extractor) -> dict[str, Any]:
     refs, ref_desc = ctx["reference"]()
     fids = []
     for c in range(ctx["num_classes"]):
-        gen = _extract_class(ctx["sampler"], c, ctx["opts"].class_n, ctx["seed"], ctx["batch_size"], extractor,
+        gen = _extract_class(ctx["sampler"], c, ctx["class_n"], ctx["seed"], ctx["batch_size"], extractor,
                              "features", keep=False)
         ref = extract(TensorSource(refs[c], batch_size=ctx["batch_size"]), {"x": extractor},
                       {"x": {"features": (True, False)}})["x"]["features"]
         fids.append(fid_from_stats(gen, ref))
     return {"intra_fid": float(np.mean(fids)), "intra_fid_max": float(max(fids)),
-            "protocol": {"per_class": fids, "n_per_class": ctx["opts"].class_n, "reference": ref_desc}}
+            "protocol": {"per_class": fids, "n_per_class": ctx["class_n"], "reference": ref_desc}}
 
 
 def _compute_truncation_curve(ctx: dict[str, Any], extractor_spec: str) -> dict[str, Any]:
@@ -217,7 +218,8 @@ def evaluate_per_class(requests: list[tuple[MetricSpec, str]], args: dict[str, A
             cached["ref"] = _reference_by_class(args["ref"], num_classes, shape, args["data_options"], args["n_ref"])
         return cached["ref"]
 
-    ctx = {"sampler": sampler, "num_classes": num_classes, "opts": opts, "seed": args["seed"],
+    class_n = opts.class_n or (max(1, args["n_gen"] // num_classes) if args["n_gen"] else DEFAULT_CLASS_N)
+    ctx = {"sampler": sampler, "num_classes": num_classes, "opts": opts, "seed": args["seed"], "class_n": class_n,
            "batch_size": args["batch_size"], "reference": reference, "args": args, "extractors": built,
            "evaluate": evaluate}
     for spec, ext in requests:
@@ -237,7 +239,9 @@ def evaluate_per_class(requests: list[tuple[MetricSpec, str]], args: dict[str, A
         result["metric_protocols"][key] = {"metric": spec.name, "extractor": built[ext].identity() if ext in built
                                          else ext, "layer": "per class", "params": spec.params(opts),
                                          "num_classes": num_classes, **extra}
+        if spec.name != "truncation_curve":
+            result["metric_protocols"][key]["n_gen"] = class_n * num_classes
     result["protocol"]["per_class"] = {"seeds": f"class c: seed + c * {SEED_STRIDE} + batch index",
-                                     "class_n": opts.class_n, "num_classes": num_classes}
+                                     "class_n": class_n, "num_classes": num_classes}
     result["protocol"]["wall_time_s"] = round(time.perf_counter() - start, 3)
     return result
