@@ -104,6 +104,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--classifier", default=None)
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--key", default="conditional_mnist", help="section of docs/benchmarks.md to write")
     args = p.parse_args()
     torch.set_num_threads(1)
     root = mnist_root()
@@ -152,7 +153,7 @@ def main() -> None:
             "| preset | seconds | class consistency (worst class) | intra-FID | FID | modes (KL) |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n" + "\n\n".join(extra))
     if not args.no_write:
-        write_section("conditional_mnist", "Class-conditional GANs and ProGAN on MNIST (CPU budget)", body)
+        write_section(args.key, f"Class-conditional GANs and ProGAN on MNIST (CPU budget, {args.kimg} kimg)", body)
     print(body)
 
 
