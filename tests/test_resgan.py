@@ -212,3 +212,20 @@ def test_truncated_sampler_feeds_bounded_latents_and_is_plain_without_truncation
     assert sampler.check_options({"truncation": 0.5}) == {"truncation": 0.5}
     with pytest.raises(ConfigError, match="does not apply"):
         NoiseSampler(G).check_options({"truncation": 0.5})
+
+
+def test_biggan_cli_train_sample_with_truncation_and_eval_flags(tmp_path, capsys):
+    from gankit.cli import main
+    from helpers import run_cli
+    main(["train", "--preset", "biggan", "--data", "digits", "--kimg", "0.016", "--batch", "4", "--set", "G.ch=4",
+          "--set", "D.ch=4", "--set", "G.shared_dim=4", "--set", "opts.z_dim=8", "--set", "snapshot_n=10",
+          "--set", "ema_start_kimg=0.008", "--set", "ema_kimg=0.004", "--out", str(tmp_path), "--quiet"])
+    run = next(tmp_path.iterdir())
+    main(["sample", "--ckpt", str(run), "--n", "10", "--truncation", "0.4", "--label", "2",
+          "--out", str(tmp_path / "t.npy")])
+    import numpy as np
+    samples = np.load(tmp_path / "t.npy")
+    assert samples.shape == (10, 1, 32, 32) and np.abs(samples).max() <= 1
+    code, _, err = run_cli(["eval", "--ckpt", str(run), "--metrics", "truncation_curve", "--truncations", "1,x"],
+                           capsys)
+    assert code == 2 and "--truncations takes comma-separated numbers" in err
