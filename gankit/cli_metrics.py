@@ -109,7 +109,8 @@ def fid_cmd(stats_a, stats_b):
                    "test data (default: the data it trained on, --split test).")
 @click.option("--ref-b", default=None, help="Translation checkpoints: second folder of two-folder test data.")
 @click.option("--metrics", "metric_list", default=None,
-              help="Comma-separated: fid,kid,is,pr,dc,modes (name@extractor picks another extractor); psnr,ssim,l1 "
+              help="Comma-separated: fid,kid,is,pr,dc,modes (name@extractor picks another extractor); "
+                   "class_consistency,intra_fid,truncation_curve for conditional models; psnr,ssim,l1 "
                    "for translation checkpoints. Default: fid; for translators psnr,ssim,l1 on paired data, "
                    "fid,kid on unpaired data.")
 @click.option("--n", type=int, default=None, help="Generated images (default 10000 from --ckpt, all --images; "
@@ -123,9 +124,13 @@ def fid_cmd(stats_a, stats_b):
 @click.option("--root", default=None, help="Where builtin datasets live.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
               help="Translation checkpoints: the dataset direction to evaluate (default: the trained one).")
+@click.option("--class-n", type=int, default=None,
+              help="class_consistency / intra_fid: samples per class (default 1000).")
+@click.option("--truncations", default=None,
+              help="truncation_curve: comma-separated --truncation settings of the model, e.g. 2,1,0.5.")
 @_common_extractor_flags
 def eval_cmd(ckpt, images, ref, ref_b, metric_list, n, n_ref, seed, bootstrap, out, no_cache, split, root, direction,
-             extractor, inception_weights, no_verify, no_download, device, batch_size):
+             class_n, truncations, extractor, inception_weights, no_verify, no_download, device, batch_size):
     """Evaluate generated images (a checkpoint's sampler or a folder) against a reference, or a translation
     checkpoint (pix2pix, CycleGAN) on held-out data."""
     from .metrics import format_table, save_card
@@ -140,6 +145,13 @@ def eval_cmd(ckpt, images, ref, ref_b, metric_list, n, n_ref, seed, bootstrap, o
                           root=root, direction=direction, extractor=extractor, batch_size=batch_size, device=dev,
                           inception_weights=inception_weights, verify_weights=False if no_verify else None,
                           download=not no_download, cache=not no_cache, bootstrap=bootstrap, progress=True)
+    if class_n is not None:
+        request.options["class_n"] = class_n
+    if truncations:
+        try:
+            request.options["truncations"] = tuple(float(t) for t in truncations.split(",") if t.strip())
+        except ValueError:
+            raise click.UsageError(f"--truncations takes comma-separated numbers, got {truncations!r}.") from None
     if ckpt:
         # The checkpoint's own sampler evaluates itself (noise: samples vs --ref; translator: held-out data).
         from .loading import load_recipe

@@ -145,6 +145,64 @@ PRESETS: dict[str, dict] = {
         "batch_size": 64, "kimg": 20.0,
         "per_kind": {"vector": _TOY_NS},
     },
+    # ---- Class-conditional ResNet GANs and progressive growing (issue 10). The papers' runs are 100k+ steps at
+    # batch 64-2048 on GPUs; the lengths here (kimg) are CPU-sized, ``--set kimg=...`` restores a real run.
+    # MNIST (28 px) is trained at 32 px (data.resolution): the networks are the papers' 32 px (CIFAR) ones.
+    "sngan": {
+        "description": "Miyato et al. 2018 / Miyato & Koyama 2018: ResNet G with class-conditional batch norm, ResNet "
+                       "D with spectral norm and the projection term, hinge loss, 5 D steps, Adam 2e-4 betas (0, 0.9).",
+        "recipe": "gan",
+        "opts": {"loss": "hinge", "conditional": True, "z_dim": 128},
+        "G": {"image": "sngan", "vector": "mlp", "init": "xavier"},      # Glorot init (their chainer code)
+        "D": {"image": "sngan", "vector": "mlp", "init": "xavier", "vector_kwargs": {"norm": "spectral"}},
+        "opt": {"G": {"name": "adam", "lr": 2e-4, "betas": [0.0, 0.9]},
+                "D": {"name": "adam", "lr": 2e-4, "betas": [0.0, 0.9]}},
+        "d_steps": 5, "batch_size": 64, "kimg": 20.0, "data": {"resolution": 32},
+        "per_kind": {"vector": {**_TOY_HINGE, "opts": {"z_dim": 2, "conditional": False}}},
+    },
+    "sagan": {
+        "description": "Zhang et al. 2019: SNGAN's networks with self-attention (feature side 16 at 32 px, "
+                       "G.attention / D.attention), spectral norm in G and D, hinge loss, TTUR (G 1e-4, D 4e-4), "
+                       "1 D step, Adam betas (0, 0.9).",
+        "recipe": "gan",
+        "opts": {"loss": "hinge", "conditional": True, "z_dim": 128},
+        "G": {"image": "sagan", "vector": "mlp", "init": "orthogonal"},  # SAGAN's code: orthogonal init
+        "D": {"image": "sagan", "vector": "mlp", "init": "orthogonal", "vector_kwargs": {"norm": "spectral"}},
+        "opt": {"G": {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+                "D": {"name": "adam", "lr": 4e-4, "betas": [0.0, 0.9]}},
+        "d_steps": 1, "batch_size": 64, "kimg": 20.0, "data": {"resolution": 32},
+        "per_kind": {"vector": {**_TOY_HINGE, "opts": {"z_dim": 2, "conditional": False}}},
+    },
+    "biggan": {
+        "description": "Brock et al. 2019: shared class embedding, hierarchical z into conditional batch norm, "
+                       "self-attention, spectral norm in G and D, orthogonal init and regularisation (beta 1e-4), hinge "
+                       "loss, 2 D steps, Adam G 5e-5 / D 2e-4 betas (0, 0.999), EMA of G after a start delay; "
+                       "--set G.deep=true G.hierarchical=false for BigGAN-deep, grad_accum=N for larger batches, "
+                       "`gankit sample --truncation T` for the truncation trick.",
+        "recipe": "biggan",
+        "opts": {"loss": "hinge", "conditional": True, "z_dim": 128, "ortho_beta": 1e-4},  # 128 = 4 chunks of 32
+        "G": {"image": "biggan", "vector": "", "init": "orthogonal"},
+        "D": {"image": "biggan", "vector": "", "init": "orthogonal"},
+        "opt": {"G": {"name": "adam", "lr": 5e-5, "betas": [0.0, 0.999], "eps": 1e-6},
+                "D": {"name": "adam", "lr": 2e-4, "betas": [0.0, 0.999], "eps": 1e-6}},
+        # BigGAN-PyTorch: EMA decay 0.9999 per step, started after 20k iterations; scaled to the CPU length.
+        "d_steps": 2, "batch_size": 64, "kimg": 20.0, "ema_kimg": 1.0, "ema_start_kimg": 5.0,
+        "data": {"resolution": 32},
+    },
+    "progan": {
+        "description": "Karras et al. 2018: progressive growing from 4x4 with fade-in (stable_kimg / fade_kimg per "
+                       "phase; 600 in the official code, 800 in the paper), equalised learning rate, pixel norm, "
+                       "minibatch stddev, WGAN-GP (10) with drift 0.001, Adam 1e-3 betas (0, 0.99), EMA of G.",
+        "recipe": "progan",
+        "opts": {"loss": "wasserstein", "gp_weight": 10.0, "drift": 0.001, "z_dim": 128,
+                 "stable_kimg": 4.0, "fade_kimg": 4.0},               # 7 phases to 32 px = 28 kimg (CPU scale)
+        "G": {"image": "progan", "vector": "", "init": "default",   # equalised lr: N(0, 1) weights, run-time scale
+              "image_kwargs": {"fmap_base": 1024, "fmap_max": 128}},
+        "D": {"image": "progan", "vector": "", "init": "default", "image_kwargs": {"fmap_base": 1024, "fmap_max": 128}},
+        "opt": {"G": {"name": "adam", "lr": 1e-3, "betas": [0.0, 0.99], "eps": 1e-8},
+                "D": {"name": "adam", "lr": 1e-3, "betas": [0.0, 0.99], "eps": 1e-8}},
+        "batch_size": 32, "kimg": 32.0, "ema_kimg": 10.0, "data": {"resolution": 32},   # G smoothing 10 kimg (official)
+    },
     # Image-to-image translation. batch_size 16 instead of the papers' 1 (CycleGAN) / 1-10 (pix2pix): many times
     # the images/s on a CPU or GPU for small images, and batch norm (pix2pix) then normalises over a real batch
     # rather than one image; --set batch_size=1 restores the papers' setting. EMA off (the papers use none).

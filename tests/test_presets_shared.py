@@ -6,6 +6,7 @@ import torch
 
 from gankit.checkpoint import save_checkpoint
 from gankit.loading import load_recipe
+from gankit.nets import networks
 from gankit.engine import resolve
 from gankit.presets import PRESETS
 from gankit.recipes import recipes
@@ -25,6 +26,9 @@ def _small(preset: str, kind: str) -> dict:
         arch = getattr(cfg, role).image if kind == "image" else None
         if arch in ("dcgan", "unet", "resnet", "patchgan"):
             over[f"{role}.{width}"] = 8
+        # A network may declare the architectural arguments of a small instance (gankit/nets/layers.py).
+        for key, value in (getattr(networks[role].get(arch), "small_kwargs", {}) if arch else {}).items():
+            over[f"{role}.{key}"] = value
     return over
 
 

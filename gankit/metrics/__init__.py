@@ -4,7 +4,8 @@
     result = evaluate("fid,kid,pr", sampler, ref="mnist", n_gen=10_000)
 
 Registered metrics (``metric_names()``): fid, kid, is, pr (precision/recall), dc (density/coverage),
-modes (classifier mode counts, stacked MNIST), toy (2-D mixtures), and psnr, ssim, l1 for translators
+modes (classifier mode counts, stacked MNIST), toy (2-D mixtures), class_consistency / intra_fid /
+truncation_curve (conditional models, sampled class by class: conditional.py), and psnr, ssim, l1 for translators
 (``evaluate_translation``, which also runs the image metrics on translated held-out images). Registered
 extractors: inception (the standard FID Inception-v3 via torch-fidelity) and classifier:PATH (gankit's own small
 CNN). The protocol that makes numbers comparable with papers is in docs/metrics.md.
@@ -12,7 +13,7 @@ CNN). The protocol that makes numbers comparable with papers is in docs/metrics.
 from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, Shard, exact_float32, extractors, make_extractor,
                    metric_names, metrics)
 # Importing the modules registers their metrics and extractors.
-from . import classifier, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401  (registration)
+from . import classifier, conditional, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401
 from . import audio  # noqa: E402,F401  the audio classifier input; sound metrics (metrics/audio.py)
 from .classifier import ClassifierExtractor, load_classifier, mode_metrics, save_classifier, train_classifier
 from .evaluate import compare_cards, evaluate, format_table, load_card, prepare_evaluation, save_card

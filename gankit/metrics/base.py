@@ -336,6 +336,12 @@ class EvalOptions:
     fid_bootstrap: int = 0          # bootstrap resamples for a FID confidence interval (0 = none)
     rng_seed: int = 2020            # KID subsets, IS shuffle, bootstrap: torch-fidelity's default seed
     distance_batch: int = 4096      # rows per block of the k-NN distance computations
+    class_n: int = 0                # per-class metrics (class_consistency, intra_fid): samples of each class;
+                                    # 0 = the n generated images split evenly over the classes (1000 each without n)
+    truncations: tuple = (2.0, 1.0, 0.5)  # truncation_curve: the sampler's --truncation settings (and none)
+
+
+PER_CLASS = "per_class"             # MetricSpec.output of metrics that sample class by class (metrics/conditional.py)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ import torch
 from ..version import __version__
 from ..io import atomic_write_text
 from ..errors import ConfigError, DataError
-from .base import (EvalOptions, Extractor, MetricSpec, Shard, make_extractor, parse_extractor_spec, resolve_device,
-                   shard_size)
+from .base import (PER_CLASS, EvalOptions, Extractor, MetricSpec, Shard, make_extractor, parse_extractor_spec,
+                   resolve_device, shard_size)
 from .base import metrics as metric_registry
 from .reference import reference_stats
 from .sources import Wants, call_generator, extract, image_source, takes_start
@@ -83,6 +83,7 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
          the same card as one process would (statistics merged across ranks; cache files written by rank 0).
          Rank 0 builds the extractors first (a weights download happens once), then the others.
     """
+    args = dict(locals())                  # for the per-class metrics (metrics/conditional.py), which re-enter
     start = time.perf_counter()
     try:
         opts = EvalOptions(**options)
@@ -91,6 +92,9 @@ def evaluate(metrics: str | Iterable[str], gen: Any, ref: Any = None, n_gen: int
         raise ConfigError(f"Unknown evaluation option ({e}). Valid options: {valid}.") from None
     default_extractor = "inception" if extractor in ("auto", "", None) else extractor
     requests = parse_metrics(metrics, default_extractor)
+    if any(spec.output == PER_CLASS for spec, _ in requests):
+        from .conditional import evaluate_per_class     # class consistency, intra-class FID, truncation curve
+        return evaluate_per_class(requests, args, evaluate, _card)
     paired = [spec.name for spec, _ in requests if spec.output == "pairs"]
     if paired:
         raise ConfigError(f"{', '.join(paired)} compare each output with its own target image: they evaluate "

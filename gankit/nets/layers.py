@@ -9,6 +9,9 @@ that build networks generically:
                     "patch"      patch discriminator:  D(x [N, C_in, H, W]) -> [N, 1, h, w]
     test_interface  example interface arguments (small) that build a working instance, e.g.
                     {"z_dim": 8, "out_channels": 3, "resolution": 32}
+
+and may declare ``small_kwargs``: architectural arguments that make a small instance (``{"ch": 4}``), which the
+shared preset tests (tests/test_presets_shared.py) apply so every preset trains two steps in a second.
 """
 from __future__ import annotations
 
