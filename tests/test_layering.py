@@ -118,7 +118,7 @@ LAYERS = [
      "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint"},
     {"gankit.recipes", "gankit.loading"},
     {"gankit.engine"},
-    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.__main__", "gankit"},
+    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_restore", "gankit.__main__", "gankit"},
 ]
 
 

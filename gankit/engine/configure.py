@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import (DataConfig, NetConfig, TrainConfig, dataclass_from_dict, field_names, flatten, from_dict,
                       load_file, merge, set_dotted, split_override, to_dict)
-from ..data import data_kinds, kinds as data_kind_registry
+from ..data import data_kinds, kinds as data_kind_registry, reachable_kinds
 from ..errors import ConfigError
 from ..nets import check_net_config, kwargs_slot
 from ..optim import optimizers
@@ -40,6 +40,10 @@ def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
         opt_names = field_names(recipe_cls.Options)
         if len(parts) == 1 and parts[0] in opt_names:
             return merge(cfg_dict, {"opts": {parts[0]: value}})
+        # Else a top-level key that is an option of a registered data kind: --set scale=4 -> data.options.scale.
+        if len(parts) == 1 and any(k.options and parts[0] in field_names(k.options)
+                                   for _, k in data_kind_registry.items()):
+            return merge(cfg_dict, {"data": {"options": {parts[0]: value}}})
         raise ConfigError(f"Unknown config key {key!r}. Valid top-level keys: {', '.join(top)}; "
                           f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}.")
     if parts[0] in ("G", "D") and len(parts) == 2 and parts[1] not in field_names(NetConfig):
@@ -149,7 +153,7 @@ def _validate_data_options(data: DataConfig) -> None:
     data cannot be found yet: loading then says why), with the types that kind's dataclass declares."""
     if not data.options:
         return
-    candidates = [data_kind_registry.get(k) for k in (data_kinds(data) or data_kind_registry.in_order())]
+    candidates = [data_kind_registry.get(k) for k in (reachable_kinds(data) or data_kind_registry.in_order())]
     with_options = [k for k in candidates if k.options]
     valid = sorted({f for k in with_options for f in field_names(k.options)})
     for key in data.options:
