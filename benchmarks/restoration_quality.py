@@ -3,7 +3,7 @@
 Super-resolution at x4, held-out data, the Set5/Set14 protocol (Y channel of BT.601, 4-pixel border cropped):
     photos         photo-crops at 48 px HR (12 px LR): train crops of astronaut, rocket, retina, hubble_deep_field,
                    immunohistochemistry, motorcycle, china; test tiles of chelsea, coffee, flower (never seen)
-    microstructures  cahn-hilliard at 64 px HR (16 px LR), gray: train simulations 0-3, test 16-17
+    microstructures  cahn-hilliard at 64 px HR (16 px LR), gray: train simulations 0-15, test 16-17
   srresnet (MSE), then srgan started from it (--init-from, pretrain_kimg=0), and esrgan with its own L1
   pre-training phase; every table has the bicubic baseline. No VGG-19 weights exist on this machine, so srgan runs
   its documented fallback (pixel-MSE content = the paper's SRGAN-MSE) and esrgan without its perceptual term.
