@@ -4,6 +4,7 @@
 ``--set key=value`` overrides, and validates. Short keys are routed here, where the registries are known:
 
     loss=hinge           a top-level key that is an option of the recipe      -> opts.loss
+    scale=4              else an option of a registered data kind             -> data.options.scale
     G.ngf=32             G.x / D.x that is not a NetConfig field              -> G.image_kwargs.ngf (the network
                                                                                 that takes it for this data)
     data.degrade=x4      data.x that is not a DataConfig field but an option  -> data.options.degrade
@@ -44,8 +45,10 @@ def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
         if len(parts) == 1 and any(k.options and parts[0] in field_names(k.options)
                                    for _, k in data_kind_registry.items()):
             return merge(cfg_dict, {"data": {"options": {parts[0]: value}}})
+        kind_options = sorted({f for _, k in data_kind_registry.items() if k.options for f in field_names(k.options)})
         raise ConfigError(f"Unknown config key {key!r}. Valid top-level keys: {', '.join(top)}; "
-                          f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}.")
+                          f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}; "
+                          f"data-kind options: {', '.join(kind_options) or '(none)'}.")
     if parts[0] in ("G", "D") and len(parts) == 2 and parts[1] not in field_names(NetConfig):
         net = {**dataclasses.asdict(NetConfig()), **cfg_dict.get(parts[0], {})}
         slot = kwargs_slot(net, parts[0], parts[1], lambda: _first_kind(cfg_dict))
