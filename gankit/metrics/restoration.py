@@ -133,7 +133,7 @@ def bicubic_upscale(lr_u8: torch.Tensor, scale: int, method: str = "bicubic") ->
         else:
             pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
             up = np.asarray(pil.resize((w * scale, h * scale), Image.BICUBIC)).reshape(h * scale, w * scale, -1)
-        out.append(torch.from_numpy(np.ascontiguousarray(up)).permute(2, 0, 1))
+        out.append(torch.from_numpy(np.array(up)).permute(2, 0, 1))       # a writable copy
     return torch.stack(out)
 
 
