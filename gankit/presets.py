@@ -324,6 +324,67 @@ PRESETS: dict[str, dict] = {
     },
 }
 
+# ---- Image restoration (issue 11). Super-resolution trains on superres data: HR crops of the training photos
+# (photo-crops; chelsea, coffee and flower held out) degraded by PIL's bicubic at x4 (--set scale=2|4|8). Values
+# from the papers; the run lengths (kimg) are CPU-sized, far below the papers' 10^5-10^6 updates of 16 crops.
+_SR_ADAM = {"name": "adam", "lr": 1e-4, "betas": [0.9, 0.999]}   # Ledig et al. 2017 sec. 3.2; Wang et al. 2018 sec. 4.1
+PRESETS.update({
+    "srresnet": {
+        "description": "Ledig et al. 2017: SRResNet (16 residual blocks with batch norm, PReLU, sub-pixel x2 stages), "
+                       "MSE pixel loss, 96 px HR crops, batch 16, Adam 1e-4 betas (0.9, 0.999). The PSNR-oriented "
+                       "model, and the initialisation of srgan (--init-from). Superres data, x4 by default.",
+        "recipe": "srresnet",
+        "opts": {"pixel_loss": "mse"},
+        "data": {"spec": "photo-crops", "resolution": 96},
+        "G": {"image": "srresnet", "vector": "", "init": "default"},
+        "D": {"image": "", "vector": ""},
+        "opt": {"G": _SR_ADAM},
+        "batch_size": 16, "kimg": 100.0, "ema_kimg": 0.0, "snapshot_n": 8, "snapshot_kimg": 20.0,
+    },
+    "srgan": {
+        "description": "Ledig et al. 2017: SRResNet generator + VGG-style discriminator (8 convs, batch norm, "
+                       "LeakyReLU 0.2, dense 1024), VGG-19 relu5_4 content loss (features / 12.75; pixel MSE when "
+                       "no --set vgg_weights=PATH is given) + 1e-3 adversarial, Adam 1e-4 then 1e-5 for the second "
+                       "half; the first 20 kimg pre-train G on MSE (or --init-from an srresnet run with "
+                       "--set pretrain_kimg=0).",
+        "recipe": "srgan",
+        "opts": {"content": "vgg", "adv_weight": 1e-3, "pretrain_kimg": 20.0, "lr_step": 0.6},
+        "data": {"spec": "photo-crops", "resolution": 96},
+        "G": {"image": "srresnet", "vector": "", "init": "default"},
+        "D": {"image": "vgg_d", "vector": "", "init": "default"},
+        "opt": {"G": _SR_ADAM, "D": _SR_ADAM},
+        "batch_size": 16, "kimg": 100.0, "ema_kimg": 0.0, "snapshot_n": 8, "snapshot_kimg": 20.0,
+    },
+    "esrgan": {
+        "description": "Wang et al. 2018: RRDB generator (23 blocks, growth 32, residual scaling 0.2, no batch "
+                       "norm), VGG-style discriminator, relativistic average GAN (5e-3) + L1 (1e-2) + VGG-19 conv5_4 "
+                       "perceptual loss before activation (dropped without --set vgg_weights=PATH), 128 px HR crops, "
+                       "Adam 1e-4; the first 20 kimg pre-train G on L1 (the PSNR-oriented RRDB net).",
+        "recipe": "esrgan",
+        "opts": {"adv_weight": 5e-3, "l1_weight": 1e-2, "perceptual_weight": 1.0, "pretrain_kimg": 20.0,
+                 "lr_step": 0.6},
+        "data": {"spec": "photo-crops", "resolution": 128},
+        "G": {"image": "rrdb", "vector": "", "init": "default"},
+        "D": {"image": "vgg_d", "vector": "", "init": "default"},
+        "opt": {"G": _SR_ADAM, "D": _SR_ADAM},
+        "batch_size": 16, "kimg": 100.0, "ema_kimg": 0.0, "snapshot_n": 8, "snapshot_kimg": 20.0,
+    },
+    "inpaint": {
+        "description": "Iizuka et al. 2017's completion network (dilated convolutions 2-16, batch norm) with Yu et "
+                       "al. 2019's SN-PatchGAN on (image, mask), hinge loss, L1 : GAN = 1 : 1, free-form stroke "
+                       "holes of 25% (--set mask=centre|rect|free, mask_fraction=...), known pixels composited "
+                       "back, Adam 1e-4 betas (0.5, 0.999) (Yu et al.'s code), 64 px photo crops.",
+        "recipe": "inpaint",
+        "opts": {"mask": "free", "mask_fraction": 0.25, "gan_loss": "hinge", "adv_weight": 1.0},
+        "data": {"spec": "photo-crops", "resolution": 64},
+        "G": {"image": "completion", "vector": "", "init": "default", "image_kwargs": {"nf": 64}},
+        "D": {"image": "sn_patchgan", "vector": "", "init": "default", "image_kwargs": {"nf": 64, "n_layers": 4}},
+        "opt": {"G": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
+        "batch_size": 16, "kimg": 40.0, "ema_kimg": 0.0, "snapshot_n": 8, "snapshot_kimg": 10.0,
+    },
+})
+
 
 def get_preset(name: str) -> dict:
     if name not in PRESETS:

@@ -119,6 +119,7 @@ LAYERS = [
     {"gankit.recipes", "gankit.loading", "gankit.export"},
     {"gankit.engine"},
     {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export", "gankit.cli_audio",
+     "gankit.cli_restore",
      "gankit.__main__", "gankit"},
 ]
 

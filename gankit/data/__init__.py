@@ -18,25 +18,28 @@ from typing import TYPE_CHECKING, Callable
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
-from .base import BatchStream, DataInfo, DataKind, MemoryDataset, kinds, register_kind, registered_kinds
+from .base import BatchStream, DataInfo, DataKind, MemoryDataset, data_options, kinds, register_kind, registered_kinds
 from .catalog import PathFormat, builtin, conversions, data_root, datasets, path_formats, register_conversion
 from .storage import paired_to_unpaired, swap_domains, with_xflip, without_labels
 
 # Loaders register on import (one module per family of sources).
-from . import arrays, audio, builtins, folders, paired, tables, toys, translation, voice  # noqa: E402,F401  isort: skip
+from . import arrays, audio, builtins, folders, paired, restoration, tables, toys, translation, voice  # noqa: E402,F401  isort: skip
 from .translation import true_translation  # noqa: E402
 
 if TYPE_CHECKING:
     from ..config import DataConfig
 
 __all__ = ["kinds", "register_kind", "registered_kinds", "DataKind", "DataInfo", "MemoryDataset", "BatchStream", "datasets", "path_formats", "builtin",
-           "PathFormat", "load_dataset", "conversions", "register_conversion", "true_translation", "data_root", "describe_sources", "data_kinds"]
+           "PathFormat", "load_dataset", "conversions", "register_conversion", "true_translation", "data_root",
+           "describe_sources", "data_kinds", "reachable_kinds", "data_options"]
 
 SPLITS = ("train", "test")
 
-# (kind the data is, kind wanted) -> conversion(dataset, cfg) (catalog.conversions; loaders add theirs). A paired
-# set can be used unpaired (CycleGAN on pix2pix data).
+# (kind the data is, kind wanted) -> conversion(dataset, data_cfg) (catalog.conversions; loaders add theirs). A
+# paired set can be used unpaired (CycleGAN on pix2pix data); images can be the HR side of super-resolution pairs
+# (degraded by the superres kind's options).
 register_conversion("paired", "unpaired")(lambda ds, cfg: paired_to_unpaired(ds))
+register_conversion("image", "superres")(restoration.image_to_superres)
 CONVERSIONS = conversions
 
 
@@ -109,6 +112,12 @@ def data_kinds(cfg: "DataConfig") -> tuple[str, ...]:
         return _find_source(cfg).provides
     except DataError:
         return ()
+
+
+def reachable_kinds(cfg: "DataConfig") -> tuple[str, ...]:
+    """The kinds ``cfg`` can give directly or through a conversion (whose options then apply), without loading."""
+    direct = data_kinds(cfg)
+    return tuple(dict.fromkeys([*direct, *(w for (n, w) in CONVERSIONS if n in direct)]))
 
 
 def describe_sources() -> str:

@@ -56,6 +56,21 @@ register_kind("unpaired", "{'a': float [C, H, W], 'b': float [C, H, W]} drawn in
 # More kinds register next to their loaders (data/audio.py: audio, spectrogram, voice).
 
 
+def data_options(cfg: Any, kind: str) -> Any:
+    """The typed options of data kind ``kind`` from ``cfg.options`` (a DataConfig's; keys of other kinds are
+    ignored), or None for a kind without options. Loaders of that kind read their settings through this."""
+    from ..config import dataclass_from_dict, field_names
+    from ..errors import ConfigError, DataError
+    spec = kinds.get(kind)
+    if spec.options is None:
+        return None
+    mine = {k: v for k, v in cfg.options.items() if k in field_names(spec.options)}
+    try:
+        return dataclass_from_dict(spec.options, mine, f"data options of kind {kind!r}")
+    except ConfigError as e:
+        raise DataError(str(e)) from None
+
+
 def registered_kinds() -> tuple[str, ...]:
     return tuple(kinds.in_order())
 

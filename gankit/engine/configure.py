@@ -4,6 +4,7 @@
 ``--set key=value`` overrides, and validates. Short keys are routed here, where the registries are known:
 
     loss=hinge           a top-level key that is an option of the recipe      -> opts.loss
+    scale=4              else an option of a registered data kind             -> data.options.scale
     G.ngf=32             G.x / D.x that is not a NetConfig field              -> G.image_kwargs.ngf (the network
                                                                                 that takes it for this data)
     data.degrade=x4      data.x that is not a DataConfig field but an option  -> data.options.degrade
@@ -19,7 +20,7 @@ from typing import Any
 
 from ..config import (DataConfig, NetConfig, TrainConfig, dataclass_from_dict, field_names, flatten, from_dict,
                       load_file, merge, set_dotted, split_override, to_dict)
-from ..data import data_kinds, kinds as data_kind_registry
+from ..data import data_kinds, kinds as data_kind_registry, reachable_kinds
 from ..errors import ConfigError
 from ..nets import check_net_config, kwargs_slot, slot_for
 from ..optim import optimizers
@@ -46,8 +47,14 @@ def apply_override(cfg_dict: dict, key: str, value: Any) -> dict:
         opt_names = field_names(recipe_cls.Options)
         if len(parts) == 1 and parts[0] in opt_names:
             return merge(cfg_dict, {"opts": {parts[0]: value}})
+        # Else a top-level key that is an option of a registered data kind: --set scale=4 -> data.options.scale.
+        if len(parts) == 1 and any(k.options and parts[0] in field_names(k.options)
+                                   for _, k in data_kind_registry.items()):
+            return merge(cfg_dict, {"data": {"options": {parts[0]: value}}})
+        kind_options = sorted({f for _, k in data_kind_registry.items() if k.options for f in field_names(k.options)})
         raise ConfigError(f"Unknown config key {key!r}. Valid top-level keys: {', '.join(top)}; "
-                          f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}.")
+                          f"options of recipe {cfg_dict.get('recipe')!r}: {', '.join(opt_names) or '(none)'}; "
+                          f"data-kind options: {', '.join(kind_options) or '(none)'}.")
     if parts[0] in ("G", "D") and len(parts) == 2 and parts[1] not in field_names(NetConfig):
         net = {**dataclasses.asdict(NetConfig()), **cfg_dict.get(parts[0], {})}
         slot = kwargs_slot(net, parts[0], parts[1], lambda: _first_kind(cfg_dict))
@@ -191,7 +198,7 @@ def _validate_data_options(data: DataConfig) -> None:
     data cannot be found yet: loading then says why), with the types that kind's dataclass declares."""
     if not data.options:
         return
-    candidates = [data_kind_registry.get(k) for k in (data_kinds(data) or data_kind_registry.in_order())]
+    candidates = [data_kind_registry.get(k) for k in (reachable_kinds(data) or data_kind_registry.in_order())]
     with_options = [k for k in candidates if k.options]
     valid = sorted({f for k in with_options for f in field_names(k.options)})
     for key in data.options:

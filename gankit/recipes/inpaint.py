@@ -1,0 +1,215 @@
+"""Inpainting: completing missing regions with an encoder-decoder GAN (Iizuka et al. 2017; Yu et al. 2019),
+and the "inpaint" sampler kind.
+
+Each step draws one hole mask per image (``mask`` = centre | rect | free, ``mask_fraction`` of the area;
+gankit.data.masks, seeded by the step so resume is exact), blanks the holes (x (1 - m): 0, mid-grey), and
+
+    G(x (1 - m), m) = y_hat;  composite x_c = m y_hat + (1 - m) x  (the known pixels are kept exactly)
+    L_G = hole_weight |m (y_hat - x)|_1 / N + valid_weight |(1 - m)(y_hat - x)|_1 / N + adv_weight L_adv
+          (L1 per element over the whole image, as Liu et al. 2018 normalise their hole / valid terms; 1 : 1 is
+          Yu et al. 2019's plain L1 on the output, sec. 4)
+    hinge (SN-PatchGAN, Yu et al. 2019 eq. 2-3, on every output element):
+          L_D = E[relu(1 - D(x, m))] + E[relu(1 + D(x_c, m))],   L_adv = -E[D(x_c, m)]
+    vanilla (Iizuka et al. 2017 eq. 2-3 style): cross-entropy with the non-saturating G target
+
+D sees the image with its mask as an extra channel (Yu et al. sec. 3.2). Default weights: Yu et al.'s 1 : 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..artefacts import ImageGrid
+from ..errors import ConfigError
+from ..nets import build_net, generators
+from ..samplers import EvalRequest, Sampler, sampler_kinds
+from .base import Recipe, StepContext, check_data_kind, recipes
+from .translation import adversarial_loss, eval_mode
+
+GAN_LOSSES = ("hinge", "vanilla")
+
+
+@dataclass
+class InpaintOptions:
+    mask: str = "free"              # centre | rect | free (Yu et al. 2019's strokes)
+    mask_fraction: float = 0.25     # share of the image area in the hole
+    hole_weight: float = 1.0        # L1 on the hole (Yu et al. 2019: 1)
+    valid_weight: float = 1.0       # L1 on the known region (Yu et al. 2019: 1)
+    adv_weight: float = 1.0         # Yu et al. 2019 sec. 4: "loss balancing hyper-parameter 1 : 1"
+    gan_loss: str = "hinge"         # hinge (SN-PatchGAN) | vanilla (cross-entropy)
+
+
+def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Generated pixels in the hole (mask True / 1), the image's own pixels elsewhere, bit for bit."""
+    return torch.where(mask.bool().expand_as(image), generated, image)
+
+
+def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x.float(), (0, pw, 0, ph), mode=mode).to(x.dtype)
+
+
+@recipes.register("inpaint")
+class InpaintRecipe(Recipe):
+    Options = InpaintOptions
+    data_kinds = ("image",)
+    generator_names = ("G",)
+    discriminator_names = ("D",)
+    sampler_kind = "inpaint"
+
+    def __init__(self, nets, opts: InpaintOptions, info, seed: int = 0):
+        super().__init__(nets, opts, info)
+        from ..data.masks import check_mask_args
+        from ..errors import DataError
+        try:
+            check_mask_args(opts.mask, opts.mask_fraction)
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+        if opts.gan_loss not in GAN_LOSSES:
+            raise ConfigError(f"inpaint: gan_loss must be one of {', '.join(GAN_LOSSES)}, got {opts.gan_loss!r}.")
+        for k in ("hole_weight", "valid_weight", "adv_weight"):
+            if getattr(opts, k) < 0:
+                raise ConfigError(f"inpaint: {k} must be >= 0, got {getattr(opts, k)}.")
+        self.seed = seed
+        self._masks: tuple[int, torch.Tensor] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, info: Any) -> "InpaintRecipe":
+        check_data_kind(cls, "inpaint", info)
+        opts = cls.parse_options(cfg.opts)
+        if getattr(generators.get(cfg.G.image), "kind", None) != "inpainter":
+            valid = [n for n, c in generators.items() if getattr(c, "kind", None) == "inpainter"]
+            raise ConfigError(f"G.image = {cfg.G.image!r} is not an inpainter. Valid choices: {', '.join(valid)}.")
+        c = info.channels
+        G = build_net("G", cfg.G, info.kind, {"in_channels": c, "out_channels": c})
+        D = build_net("D", cfg.D, info.kind, {"in_channels": c + 1, "resolution": info.resolution})
+        return cls({"G": G, "D": D}, opts, info, cfg.seed)
+
+    # ---- objective ----------------------------------------------------------------------------------------
+    def step_masks(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """This rank's masks [n, 1, H, W] (float, 1 = hole) of step ``ctx.step``: rows [r n, (r+1) n) of the
+        W n masks one process would draw, seeded by (seed, step); D and G of one step share them."""
+        from ..data.masks import mask_batch
+        n, (h, w) = len(images), images.shape[-2:]
+        if self._masks is None or self._masks[0] != ctx.step or len(self._masks[1]) != n:
+            masks = mask_batch(self.opts.mask, n, h, w, self.opts.mask_fraction, seed=(self.seed, ctx.step),
+                               first=ctx.rank * n)
+            self._masks = (ctx.step, masks.to(images.device, torch.float32))
+        return self._masks[1]
+
+    def complete(self, G: nn.Module, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw output, composite) of G on ``image`` with holes ``mask`` (float or bool [N, 1, H, W])."""
+        m = mask.to(image.dtype)
+        raw = G(image * (1 - m), m)
+        return raw, composite(raw, image, mask)
+
+    def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        G, D = self.nets["G"], self.nets["D"]
+        real = batch["image"]
+        m = self.step_masks(real, ctx)
+        with torch.no_grad():
+            _, fake = self.complete(G, real, m)
+        real_out, fake_out = D(torch.cat([real, m], 1)), D(torch.cat([fake, m], 1))
+        if self.opts.gan_loss == "hinge":
+            loss_real, loss_fake = F.relu(1 - real_out).mean(), F.relu(1 + fake_out).mean()
+        else:
+            loss_real, loss_fake = adversarial_loss(real_out, True, "vanilla"), adversarial_loss(fake_out, False, "vanilla")
+        return {"loss": loss_real + loss_fake, "d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
+
+    def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        G, D = self.nets["G"], self.nets["D"]
+        real = batch["image"]
+        m = self.step_masks(real, ctx)
+        raw, fake = self.complete(G, real, m)
+        err = (raw - real).abs()                                          # [N, C, H, W]
+        hole, valid = (err * m).mean(), (err * (1 - m)).mean()
+        out = D(torch.cat([fake, m], 1))
+        adv = -out.mean() if self.opts.gan_loss == "hinge" else adversarial_loss(out, True, "vanilla")
+        loss = self.opts.hole_weight * hole + self.opts.valid_weight * valid + self.opts.adv_weight * adv
+        return {"loss": loss, "l1_hole": hole.detach(), "l1_valid": valid.detach(), "g_adv": adv.detach()}
+
+    # ---- using the trained model --------------------------------------------------------------------------
+    def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:
+        from ..data.masks import mask_batch
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(dataset), generator=g)[: min(n, len(dataset))]
+        images = dataset.get_batch(idx)["image"] if hasattr(dataset, "get_batch") else \
+            torch.stack([dataset[int(i)]["image"] for i in idx])
+        masks = mask_batch(self.opts.mask, len(idx), *images.shape[-2:], self.opts.mask_fraction, seed=(seed, 1))
+        return {"image": images.detach().cpu().clone(), "mask": masks}
+
+    @torch.no_grad()
+    def snapshot(self, fixed: dict[str, torch.Tensor], nets: nn.ModuleDict) -> list:
+        """Rows of n: input with holes (mid-grey), completed (composited), original."""
+        image, mask = fixed["image"], fixed["mask"]
+        completed = Inpainter(self, nets)(image, mask)
+        holed = torch.where(mask.expand_as(image), torch.zeros_like(image), image)
+        return [ImageGrid(torch.cat([holed, completed, image]), nrow=len(image))]
+
+    def samplers(self, nets: nn.ModuleDict | None = None) -> dict[str, "Inpainter"]:
+        return {"default": Inpainter(self, nets if nets is not None else self.nets)}
+
+
+@sampler_kinds.register("inpaint")
+class Inpainter(Sampler):
+    """``inpainter(images [N, C, H, W] in [-1, 1], masks bool [N, 1, H, W]) -> completed [N, C, H, W]``: G
+    (``net``) in eval mode, on images padded to its size multiple, composited so known pixels stay exact."""
+
+    kind = "inpaint"
+    commands = ("inpaint",)
+    output = "image"
+
+    def __init__(self, recipe: InpaintRecipe, nets: nn.ModuleDict):
+        self.recipe, self.nets = recipe, nets
+        self.net = nets["G"]
+        self.channels = recipe.info.channels
+
+    def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        masks = masks.bool()
+        if masks.shape != (len(images), 1, *images.shape[-2:]):
+            raise ConfigError(f"masks must be [N, 1, H, W] for images {tuple(images.shape)}, got {tuple(masks.shape)}.")
+        h, w = images.shape[-2:]
+        multiple = getattr(self.net, "size_multiple", 1)
+        with torch.no_grad(), eval_mode(self.net):
+            device = next(self.net.parameters()).device
+            m = masks.to(device, images.dtype)
+            x = images.to(device)
+            raw = self.net(pad_to(x * (1 - m), multiple), pad_to(m, multiple))[..., :h, :w]
+        return composite(raw.to(images.device), images, masks)
+
+    @classmethod
+    def check_metrics(cls, names: Sequence[str]) -> None:
+        from ..metrics.restoration import IMAGE_METRICS, INPAINT_METRICS
+        bad = [m for m in names if str(m).partition("@")[0] not in INPAINT_METRICS + IMAGE_METRICS]
+        if bad:
+            raise ConfigError(f"Metrics {bad} do not apply to inpainting. Valid: "
+                              f"{', '.join(INPAINT_METRICS + IMAGE_METRICS)}.")
+
+    def evaluate(self, r: EvalRequest) -> dict[str, Any]:
+        import dataclasses
+        from ..metrics.restoration import evaluate_inpaint
+        data_cfg = r.data
+        if r.ref:
+            data_cfg = dataclasses.replace(data_cfg, spec=r.ref)
+        if r.root:
+            data_cfg = dataclasses.replace(data_cfg, root=r.root)
+        if r.metrics:
+            self.check_metrics(r.metrics.split(",") if isinstance(r.metrics, str) else r.metrics)
+        opts = self.recipe.opts
+        result = evaluate_inpaint(self, data_cfg, r.options.get("mask", opts.mask),
+                                  float(r.options.get("mask_fraction", opts.mask_fraction)), r.metrics, n=r.n,
+                                  batch_size=min(r.batch_size, 32), split=r.split or "test", device=r.device,
+                                  baselines=bool(r.options.get("baselines", True)), extractor=r.extractor,
+                                  inception_weights=r.inception_weights, download=r.download)
+        d, m = result["protocol"]["data"], result["protocol"]["masks"]
+        result["note"] = (f"{m['kind']} holes of {m['fraction']:.0%} on {d['spec']!r} split {d['split']}"
+                          f"{'' if d['held_out'] else ' (NOT held out)'}; meanfill_* / biharmonic_* = baselines")
+        return result
