@@ -25,6 +25,8 @@ def _small(preset: str, kind: str) -> dict:
         arch = getattr(cfg, role).image if kind == "image" else None
         if arch in ("dcgan", "unet", "resnet", "patchgan"):
             over[f"{role}.{width}"] = 8
+        elif arch == "stylegan2":
+            over.update({f"{role}.channel_base": 128, f"{role}.channel_max": 16})
     return over
 
 
