@@ -238,7 +238,7 @@ def info(ckpt, as_json):
 
 # Modules that add commands: subsystems and families (a family with its own command, e.g. `mix` or `upscale`,
 # is a module with a COMMANDS list and its name here). Imported here, so no recipe imports the CLI.
-COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate")
+COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_stylegan")
 
 
 def _attach_commands() -> None:

@@ -115,10 +115,11 @@ LAYERS = [
     {"gankit.version", "gankit.errors", "gankit.registry", "gankit.images", "gankit.io"},
     {"gankit.config", "gankit.presets"},
     {"gankit.losses", "gankit.nets", "gankit.data", "gankit.optim", "gankit.sample", "gankit.metrics",
-     "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint"},
+     "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint", "gankit.augment",
+     "gankit.projector"},
     {"gankit.recipes", "gankit.loading"},
     {"gankit.engine"},
-    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.__main__", "gankit"},
+    {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_stylegan", "gankit.__main__", "gankit"},
 ]
 
 

@@ -322,6 +322,7 @@ class StyleGAN2Generator(nn.Module):
             if v < 1:
                 raise ConfigError(f"{where}: {name} must be at least 1, got {v}.")
         self.z_dim, self.num_classes, self.resolution = z_dim, num_classes, resolution
+        self.out_channels = out_channels
         self.w_dim = w_dim or z_dim
         self.out_activation = out_activation
         self.mapping = MappingNetwork(z_dim, self.w_dim, num_classes, mapping_layers, mapping_lr_mul, w_avg_beta)

@@ -329,6 +329,18 @@ class StyleSampler(NoiseSampler):
         return torch.cat([g if g.dim() == 4 else g[None] for g in grid])
 
 
+    def project(self, target: Any, steps: int = 1000, vgg_weights: str | None = None, seed: int = 0,
+                label: int | None = None, progress: Any = None):
+        """Invert an image (a path, or a [1, C, R, R] tensor in [-1, 1]) into W: ``gankit.projector.project``."""
+        from ..projector import load_target, project
+        from ..sample import default_labels
+        if not isinstance(target, torch.Tensor):
+            target = load_target(target, self.G.out_channels, self.G.resolution)
+        lab = default_labels(self.G, 1, label)
+        return project(self.G, target, steps=steps, vgg_weights=vgg_weights, seed=seed, label=lab,
+                       progress=progress)
+
+
 def parse_styles(text: str, num_ws: int) -> tuple[int, int]:
     """'coarse' | 'middle' | 'fine' | 'A-B' (inclusive layer indices) -> [start, stop) of ws layers."""
     from ..nets.stylegan2 import style_groups
