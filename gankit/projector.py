@@ -68,22 +68,22 @@ class LPIPSDistance(nn.Module):
             from torchmetrics.functional.image.lpips import _LPIPS
         except ImportError as e:                                   # pragma: no cover - torchmetrics is a dependency
             raise ConfigError(f"LPIPS needs torchmetrics: {e}") from None
-        import torchvision
+        from torchvision.models.vgg import cfgs, make_layers
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
-        vgg = torchvision.models.vgg16(weights=None)
+        vgg_features = make_layers(cfgs["D"], batch_norm=False)        # torchvision vgg16's .features
         features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-        expected = vgg.features.state_dict()
+        expected = vgg_features.state_dict()
         if set(features) != set(expected) or any(features[k].shape != expected[k].shape for k in expected):
             raise ConfigError(f"--vgg {str(path)!r} is not a torchvision vgg16 state dict: it needs the keys "
                               f"features.0.weight ... features.28.bias with vgg16's shapes.")
-        vgg.features.load_state_dict(features)
+        vgg_features.load_state_dict(features)
         self.lpips = _LPIPS(pretrained=True, net="vgg", pnet_rand=True)   # heads from torchmetrics, no download
         for slice_ in (self.lpips.net.slice1, self.lpips.net.slice2, self.lpips.net.slice3, self.lpips.net.slice4,
                        self.lpips.net.slice5):
             for name, module in slice_.named_children():
-                module.load_state_dict(vgg.features[int(name)].state_dict())
+                module.load_state_dict(vgg_features[int(name)].state_dict())
         self.lpips.eval().requires_grad_(False)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -79,6 +79,13 @@ def path_length_penalty(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor
     return (lengths - new_mean).square(), lengths, new_mean
 
 
+def mixing_cutoff(u: torch.Tensor, num_ws: int, prob: float) -> torch.Tensor:
+    """The layer where a batch switches to the second latent's styles (NVlabs loss.py): uniform in [1, num_ws)
+    with probability ``prob``, else num_ws (no mixing). u: two U[0, 1) numbers [2]; returns a [] long tensor."""
+    cutoff = (u[0] * (num_ws - 1)).floor().long() + 1
+    return torch.where(u[1] < prob, cutoff, torch.full_like(cutoff, num_ws))
+
+
 @recipes.register("stylegan2")
 class StyleGAN2(Recipe):
     Options = StyleGAN2Options
@@ -134,11 +141,8 @@ class StyleGAN2(Recipe):
         z = ctx.randn(n, self.opts.z_dim, device=device)                                # [N, z_dim]
         z_mix = cutoff = None
         if self.opts.style_mixing > 0:
-            num_ws = unwrap(G).num_ws
             z_mix = ctx.randn(n, self.opts.z_dim, device=device)
-            u = ctx.rand(1, 2, device=device)[0]                                         # [2]
-            cutoff = (u[0] * (num_ws - 1)).floor().long() + 1                            # in [1, num_ws)
-            cutoff = torch.where(u[1] < self.opts.style_mixing, cutoff, torch.full_like(cutoff, num_ws))
+            cutoff = mixing_cutoff(ctx.rand(1, 2, device=device)[0], unwrap(G).num_ws, self.opts.style_mixing)
         return G(z, label, z_mix=z_mix, mix_cutoff=cutoff, return_ws=return_ws)
 
     def _d(self, images: torch.Tensor, label: torch.Tensor | None, ctx: StepContext) -> torch.Tensor:
