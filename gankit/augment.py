@@ -285,9 +285,20 @@ def ada_transform(images: torch.Tensor, p: torch.Tensor | float, rand: Draw, ran
     n, c, h, w = images.shape
     dev = images.device
     p = torch.as_tensor(p, dtype=torch.float32, device=dev)
+    draw_u, draw_n = rand, randn
+    rand = lambda *shape: draw_u(*shape).float()                                    # noqa: E731  (matrices in
+    randn = lambda *shape: draw_n(*shape).float()                                   # noqa: E731   float32)
+    applied: list[torch.Tensor] = []                                                # [N] bool per gated op
 
     def gate(values: torch.Tensor, identity: float, prob: torch.Tensor = p) -> torch.Tensor:
-        return torch.where(rand(n) < prob, values, torch.full_like(values, identity))
+        on = rand(n) < prob
+        applied.append(on)
+        return torch.where(on, values, torch.full_like(values, identity))
+
+    def any_applied() -> torch.Tensor:
+        out = torch.stack(applied).any(dim=0)
+        applied.clear()
+        return out
 
     # -- geometric: output pixel -> input coordinate (the matrix affine_grid takes), normalised coords
     g = _eye(n, 3, dev)
@@ -297,8 +308,7 @@ def ada_transform(images: torch.Tensor, p: torch.Tensor | float, rand: Draw, ran
     g = g @ _rotate2d(-math.pi / 2 * quarter)
     t = (rand(n, 2) * 2 - 1) * xint_max
     tx, ty = (t[:, 0] * w).round() * 2 / w, (t[:, 1] * h).round() * 2 / h          # whole pixels, normalised
-    on = rand(n) < p
-    g = g @ _translate2d(torch.where(on, tx, 0 * tx), torch.where(on, ty, 0 * ty))
+    g = g @ _translate2d(gate(tx, 0.0), torch.where(applied[-1], ty, 0 * ty))
     s = gate(torch.exp2(randn(n) * scale_std), 1.0)
     g = g @ _scale2d(s, s)
     p_rot = 1 - torch.sqrt((1 - p).clamp(min=0))
@@ -307,10 +317,12 @@ def ada_transform(images: torch.Tensor, p: torch.Tensor | float, rand: Draw, ran
     g = g @ _scale2d(a, 1 / a)
     g = g @ _rotate2d(gate((rand(n) * 2 - 1) * math.pi * rotate_max, 0.0, p_rot))
     t = randn(n, 2) * xfrac_std * 2                                                 # fraction of the side, x 2
-    on = rand(n) < p
-    g = g @ _translate2d(torch.where(on, t[:, 0], 0 * t[:, 0]), torch.where(on, t[:, 1], 0 * t[:, 1]))
+    g = g @ _translate2d(gate(t[:, 0], 0.0), torch.where(applied[-1], t[:, 1], 0 * t[:, 1]))
     grid = F.affine_grid(g[:, :2, :].to(images.dtype), [n, c, h, w], align_corners=False)
-    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    moved = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    # Images no geometric op was drawn for pass through exactly (resampling at the pixel centres would
+    # round at 1e-6): p = 0 is the identity, bit for bit.
+    images = torch.where(any_applied()[:, None, None, None], moved, images)
 
     # -- colour: one 4x4 matrix on (r, g, b, 1)
     luma = torch.tensor([1.0, 1.0, 1.0], device=dev) / math.sqrt(3)                 # the luma axis v
@@ -326,11 +338,13 @@ def ada_transform(images: torch.Tensor, p: torch.Tensor | float, rand: Draw, ran
     sat = gate(torch.exp2(randn(n) * saturation_std), 1.0)
     m = (vvt + (torch.eye(4, device=dev) - vvt) * sat[:, None, None]) @ m
     m = m.to(images.dtype)
+    colour_on = any_applied()[:, None, None, None]
     # Other channel counts (2, 4, ...) get the geometric ops only.
     if c == 3:
         flat = images.reshape(n, 3, h * w)
-        images = (m[:, :3, :3] @ flat + m[:, :3, 3:]).reshape(n, 3, h, w)
+        images = torch.where(colour_on, (m[:, :3, :3] @ flat + m[:, :3, 3:]).reshape(n, 3, h, w), images)
     elif c == 1:
         row = m[:, :3, :].mean(dim=1)                                               # [N, 4]
-        images = images * row[:, :3].sum(dim=1)[:, None, None, None] + row[:, 3][:, None, None, None]
+        recoloured = images * row[:, :3].sum(dim=1)[:, None, None, None] + row[:, 3][:, None, None, None]
+        images = torch.where(colour_on, recoloured, images)
     return images
