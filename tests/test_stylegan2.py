@@ -61,6 +61,22 @@ def test_width_schedule():
     assert widths == [64, 64, 32, 16]                    # min(512 / r, 64) at r = 4, 8, 16, 32
 
 
+def test_resampling_filters_match_their_definitions():
+    """upfirdn2d up=2: insert zeros, pad (2, 1), convolve with outer(k, k) / sum x 4; down=2: pad 1, convolve,
+    keep every second pixel. A constant image stays constant (the filters are normalised) away from borders."""
+    from gankit.nets.stylegan2 import _depthwise, downsample2d, make_filter, upsample2d
+    f = make_filter()
+    torch.testing.assert_close(f, torch.tensor([1., 3, 3, 1])[:, None] * torch.tensor([1., 3, 3, 1]) / 64)
+    x = torch.randn(2, 3, 5, 5)
+    zeros = torch.zeros(2, 3, 10, 10)
+    zeros[:, :, ::2, ::2] = x
+    torch.testing.assert_close(upsample2d(x, f), _depthwise(zeros, f, (2, 1, 2, 1), gain=4.0))
+    ones = torch.ones(1, 1, 8, 8)
+    torch.testing.assert_close(upsample2d(ones, f)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
+    torch.testing.assert_close(downsample2d(ones, f)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+    assert downsample2d(torch.randn(1, 1, 8, 8), f).shape == (1, 1, 4, 4)
+
+
 def test_demodulation_gives_unit_variance_outputs():
     """Paper sec. 2.2, eq. 3: for inputs of unit variance, w''_ijk = w'_ijk / sqrt(sum w'^2) gives outputs of
     unit variance, whatever the weights and styles."""

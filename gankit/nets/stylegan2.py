@@ -71,14 +71,13 @@ def _depthwise(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int],
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] -> [N, C, 2H, 2W]: zero insertion, then the filter x 4 (upfirdn2d up=2, padding (2, 1))."""
-    n, c, h, w = x.shape
-    up = torch.zeros(n, c, h, 2, w, 2, dtype=x.dtype, device=x.device)
-    up[:, :, :, 0, :, 0] = x
-    up = up.reshape(n, c, 2 * h, 2 * w)
-    k = f.shape[0]
-    p0, p1 = (k + 1) // 2, (k - 2) // 2                                    # (2, 1) for the 4-tap filter
-    return _depthwise(up, f, (p0, p1, p0, p1), gain=4.0)
+    """[N, C, H, W] -> [N, C, 2H, 2W]: zero insertion, then the filter x 4 (upfirdn2d up=2, padding (2, 1)),
+    computed as one depthwise transposed convolution of stride 2 (the same sums, without the zeros; f is
+    symmetric, so the transposed conv's flip does not matter). ``tests/test_stylegan2.py`` checks it against
+    the zero-insertion definition."""
+    c = x.shape[1]
+    weight = (f * 4.0).to(x.dtype)[None, None].expand(c, 1, *f.shape)               # [C, 1, 4, 4]
+    return F.conv_transpose2d(x, weight, stride=2, padding=(f.shape[0] - 2) // 2, groups=c)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
