@@ -8,7 +8,8 @@ a run means the same thing on any machine; wall-clock seconds are reported besid
     python benchmarks/stylegan2_bench.py ising   [--kimg 2] [--n-eval 1000]
 
 Widths (CPU): StyleGAN2 at channel_base 512, channel_max 32 (32 channels up to 16 px, 16 at 32 px, 8 at 64 px),
-z = w = 128, 4 mapping layers: under 0.3 M parameters per network instead of config F's 30 M. DCGAN at ngf = ndf =
+z = w = 128, 4 mapping layers: under 0.3 M parameters per network instead of config F's 30 M; EMA ramp-up 0.05
+for every StyleGAN2 run (the stylegan2 preset has none, as config F), so that short runs sample a trained EMA. DCGAN at ngf = ndf =
 32. Everything else is the presets' (``stylegan2``, ``stylegan2-ada``, ``dcgan``). One torch thread.
 
 Ruler for MNIST: gankit's SmallCNN classifier (``gankit.metrics.classifier``), trained here for 1 epoch (or
@@ -44,8 +45,10 @@ from gankit.config import DataConfig  # noqa: E402
 from gankit.engine import build, resolve, train  # noqa: E402
 from gankit.loading import load_sampler  # noqa: E402
 
+# ema_rampup 0.05 (StyleGAN2-ADA's cfg auto) for every StyleGAN2 run: without it the EMA generator of a run of a
+# few kimg (half-life 10 kimg) is still mostly its initial weights, and the comparison would measure that.
 SG2_CPU = {"G.channel_base": 512, "G.channel_max": 32, "D.channel_base": 512, "D.channel_max": 32,
-           "z_dim": 128, "G.mapping_layers": 4}
+           "z_dim": 128, "G.mapping_layers": 4, "ema_rampup": 0.05}
 DCGAN_CPU = {"G.ngf": 32, "D.ndf": 32}
 METRICS = "fid,kid,pr,dc,modes"
 N_REF = 5000                        # MNIST test images used as the reference (a seeded subset of the 10000)
