@@ -53,6 +53,8 @@ def test_resolution_and_width_choices_fail_loudly():
     cfg = resolve("stylegan2", overrides={**TINY, "data.resolution": 28})
     with pytest.raises(ConfigError, match="resolution 28"):
         build(cfg, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="G.init=default"):
+        build(resolve("stylegan2", overrides={**TINY, "G.init": "normal02"}), torch.device("cpu"))
 
 
 def test_width_schedule():

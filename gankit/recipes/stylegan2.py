@@ -105,6 +105,11 @@ class StyleGAN2(Recipe):
         if opts.conditional and info.num_classes < 2:
             raise ConfigError(f"Conditional StyleGAN2 needs class labels, but {info.name!r} has none.")
         num_classes = info.num_classes if opts.conditional else 0
+        for role in ("G", "D"):
+            if getattr(cfg, role).image == "stylegan2" and getattr(cfg, role).init != "default":
+                raise ConfigError(f"{role}.init={getattr(cfg, role).init!r}: StyleGAN2's equalised-lr layers "
+                                  f"initialise themselves (N(0, 1) / lr_mul, scaled at run time); use "
+                                  f"{role}.init=default.")
         g_iface = {"z_dim": opts.z_dim, "out_channels": info.channels, "resolution": info.resolution,
                    "num_classes": num_classes}
         d_iface = {"in_channels": info.channels, "resolution": info.resolution, "num_classes": num_classes}
