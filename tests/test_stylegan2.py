@@ -16,7 +16,6 @@ from gankit.errors import ConfigError
 from gankit.loading import load_sampler
 from gankit.nets import discriminators, generators
 from gankit.nets.stylegan2 import EqualConv2d, EqualLinear, modulated_conv2d, style_groups
-from gankit.recipes.base import StepContext
 from gankit.recipes.stylegan2 import mixing_cutoff, parse_styles, path_length_penalty, r1_gamma_heuristic
 
 from helpers import run_cli

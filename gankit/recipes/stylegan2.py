@@ -32,7 +32,6 @@ from ..errors import ConfigError
 from ..losses import r1_penalty
 from ..nets import build_net
 from ..nets.base import unwrap
-from ..nets.stylegan2 import mix_styles  # noqa: F401  (re-exported for tests)
 from ..samplers import NoiseSampler, sampler_kinds
 from .base import Phase, Recipe, StepContext, recipes
 
