@@ -303,7 +303,8 @@ def info(ckpt, as_json):
 # imported at every start, so they must not import torch (or gankit modules that do) at module level: import
 # inside the command functions (tests/test_startup.py checks `gankit --help` loads no torch).
 COMMAND_MODULES = ("gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export",
-                   "gankit.cli_audio", "gankit.cli_restore")
+                   "gankit.cli_audio", "gankit.cli_restore",
+                   "gankit.cli_stylegan")
 
 
 def _attach_commands() -> None:

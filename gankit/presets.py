@@ -16,6 +16,7 @@ _ADAM_DCGAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 # CTGAN's optimisers (Xu et al. 2019, appendix; the authors' code): Adam lr 2e-4, betas (0.5, 0.9), decay 1e-6.
 _ADAM_CTGAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.9], "weight_decay": 1e-6}
 _ADAM_WGAN_AUDIO = {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.9]}   # Donahue et al. 2019, table 4
+_ADAM_STYLEGAN2 = {"name": "adam", "lr": 0.002, "betas": [0.0, 0.99], "eps": 1e-8}  # Karras et al. 2020, config F
 
 # ---- Values for vector data (the 2-D toys ring8 / grid25), applied by config.resolve under the user's --set.
 # What the papers share: a 2-D latent and ReLU MLPs (Gulrajani et al. 2017, gan_toy.py; Lin et al. 2018, PacGAN,
@@ -321,6 +322,41 @@ PRESETS: dict[str, dict] = {
         "opt": {"G": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
                 "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
         "batch_size": 1, "kimg": 200.0, "ema_kimg": 0.0, "snapshot_n": 4, "tick_kimg": 1.0, "snapshot_kimg": 20.0,
+    },
+    # StyleGAN2 (Karras et al. 2020, config F; NVlabs stylegan2-ada-pytorch train.py cfg "stylegan2"): Adam lr
+    # 0.002, betas (0, 0.99), eps 1e-8 (before the lazy correction the engine applies), batch 32, G EMA half-life
+    # 10 kimg, z = w = 512, 8 mapping layers at lr x 0.01, widths min(32768 / r, 512). r1_gamma: ADA's heuristic
+    # 0.0002 R^2 / batch unless set (the paper used 10 at 1024 px). The paper trains 25,000 kimg; 1000 here as a
+    # starting point. On a CPU use small widths, e.g. --set G.channel_base=2048 --set G.channel_max=128 (same
+    # for D) --set z_dim=128 at 32 px (docs/benchmarks.md).
+    "stylegan2": {
+        "description": "Karras et al. 2020 (StyleGAN2 config F): mapping network, modulated/demodulated convs, noise "
+                       "inputs, skip G, residual D with minibatch std, non-saturating loss, lazy R1 (gamma "
+                       "0.0002 R^2/batch unless set) and path length (2, every 4), style mixing 0.9, EMA 10 kimg, "
+                       "Adam 0.002 betas (0, 0.99). Pure PyTorch; 8 to 1024 px, 1 or 3 channels.",
+        "recipe": "stylegan2",
+        "opts": {"z_dim": 512, "style_mixing": 0.9, "pl_weight": 2.0, "r1_interval": 16, "pl_interval": 4},
+        "G": {"image": "stylegan2", "vector": "", "init": "default"},
+        "D": {"image": "stylegan2", "vector": "", "init": "default"},
+        "opt": {"G": _ADAM_STYLEGAN2, "D": _ADAM_STYLEGAN2},
+        "batch_size": 32, "kimg": 1000.0, "ema_kimg": 10.0, "ema_rampup": 0.0,
+        "tick_kimg": 4.0, "snapshot_kimg": 50.0,
+    },
+    # StyleGAN2-ADA (Karras et al. 2020, "Training GANs with Limited Data"; train.py --aug=ada): the 'bgc'
+    # pipeline, target r_t = 0.6, p adjusted every 4 steps so that it can move 0 -> 1 in 500 kimg; EMA ramp-up
+    # 0.05 (train.py cfg auto: half-life <= 5% of the images seen), the rest as stylegan2.
+    "stylegan2-ada": {
+        "description": "Karras et al. 2020 (StyleGAN2-ADA): StyleGAN2 with adaptive discriminator augmentation "
+                       "(geometric + colour, p adapted towards r_t = E[sign D(real)] = 0.6, 500 kimg from 0 to 1), "
+                       "EMA ramp-up 0.05; for small datasets.",
+        "recipe": "stylegan2",
+        "opts": {"z_dim": 512, "style_mixing": 0.9, "pl_weight": 2.0, "r1_interval": 16, "pl_interval": 4,
+                 "augment": "ada", "ada_target": 0.6, "ada_kimg": 500.0, "ada_interval": 4},
+        "G": {"image": "stylegan2", "vector": "", "init": "default"},
+        "D": {"image": "stylegan2", "vector": "", "init": "default"},
+        "opt": {"G": _ADAM_STYLEGAN2, "D": _ADAM_STYLEGAN2},
+        "batch_size": 32, "kimg": 1000.0, "ema_kimg": 10.0, "ema_rampup": 0.05,
+        "tick_kimg": 4.0, "snapshot_kimg": 50.0,
     },
 }
 

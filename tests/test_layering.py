@@ -115,11 +115,12 @@ LAYERS = [
     {"gankit.version", "gankit.errors", "gankit.registry", "gankit.images", "gankit.io", "gankit.audio"},
     {"gankit.config", "gankit.presets"},
     {"gankit.losses", "gankit.nets", "gankit.data", "gankit.optim", "gankit.sample", "gankit.metrics",
-     "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint", "gankit.report"},
+     "gankit.samplers", "gankit.artefacts", "gankit.runlog", "gankit.checkpoint", "gankit.report",
+     "gankit.augment", "gankit.projector"},
     {"gankit.recipes", "gankit.loading", "gankit.export"},
     {"gankit.engine"},
     {"gankit.cli", "gankit.cli_metrics", "gankit.cli_translate", "gankit.cli_report", "gankit.cli_export", "gankit.cli_audio",
-     "gankit.cli_restore",
+     "gankit.cli_restore", "gankit.cli_stylegan",
      "gankit.__main__", "gankit"},
 ]
 

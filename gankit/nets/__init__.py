@@ -27,7 +27,7 @@ from .base import (SLOTS, build_net, check_kwargs, check_net_config, discriminat
                    kwargs_slot, make_net, networks, slot_for, unwrap)
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
-from . import ctgan, dcgan, inpaint, mlp, patchgan, progan, resgan, resnet, superres, unet  # noqa: E402,F401
+from . import ctgan, dcgan, inpaint, mlp, patchgan, progan, resgan, resnet, stylegan2, superres, unet  # noqa: E402,F401
 from . import cyclegan_vc, wavegan  # noqa: E402,F401  audio: WaveGAN (1-D), SpecGAN (2-D), CycleGAN-VC
 
 __all__ = ["generators", "discriminators", "networks", "inits", "check_kwargs", "make_net", "init_weights",

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..artefacts import ImageGrid, Scatter
+from ..augment import AugmentOptions, make_augment
 from ..data.base import DataInfo
 from ..errors import ConfigError
 from ..losses import adversarial_losses, gradient_penalty, r1_penalty
@@ -22,7 +23,9 @@ from .base import Phase, Recipe, StepContext, recipes
 
 
 @dataclass
-class GANOptions:
+class GANOptions(AugmentOptions):
+    # Inherited: augment (none | diffaug | ada), augment_policy, ada_target, ada_kimg, ada_interval, ada_p
+    # (gankit.augment): what D sees of real and generated images, for small image datasets.
     loss: str = "nonsaturating"   # minimax | nonsaturating | wasserstein | hinge | lsgan (gankit.losses)
     z_dim: int = 100              # latent size; z ~ N(0, I)
     gp_weight: float = 0.0        # WGAN-GP lambda (Gulrajani et al. 2017 use 10); 0 = off
@@ -34,6 +37,7 @@ class GANOptions:
     conditional: bool = False     # class-conditional G and D (Mirza & Osindero 2014); needs labelled data
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         adversarial_losses.get(self.loss)  # ConfigError naming the valid losses
         for name in ("gp_weight", "clip", "r1_gamma"):
             if getattr(self, name) < 0:
@@ -51,6 +55,7 @@ class GAN(Recipe):
         super().__init__(nets, opts, info)
         self.adv = adversarial_losses.get(opts.loss)
         self.num_classes = info.num_classes if opts.conditional else 0
+        self.augment = make_augment(opts)     # identity unless opts.augment; ADA's p is recipe state
 
     @classmethod
     def from_config(cls, cfg: Any, info: DataInfo) -> "GAN":
@@ -60,6 +65,9 @@ class GAN(Recipe):
                               "(use an image folder with one subfolder per class, a .npz with 'labels', or a "
                               "labelled builtin such as digits or mnist).")
         num_classes = info.num_classes if opts.conditional else 0
+        if opts.augment != "none" and info.kind == "vector":
+            raise ConfigError(f"augment={opts.augment!r} transforms images; {info.name!r} is vector data "
+                              "(use augment=none).")
         if info.kind == "vector":
             g_iface = {"z_dim": opts.z_dim, "out_dim": info.dim, "num_classes": num_classes}
             d_iface = {"in_dim": info.dim, "num_classes": num_classes}
@@ -107,12 +115,14 @@ class GAN(Recipe):
         D = self.nets["D"]
         with torch.no_grad():
             fake = self._generate(real.shape[0], label, ctx, real.device)
-        real_score, fake_score = D(real, label), D(fake, label)    # [N], [N]
+        real_score = D(self.augment(real, ctx), label)             # [N]; augment = identity unless set
+        fake_score = D(self.augment(fake, ctx), label)             # [N]
         adv = self.adv.d(real_score, fake_score)
         out = {"D/adv": adv.detach(), "D/real": real_score.detach().mean(), "D/fake": fake_score.detach().mean()}
+        out.update(self.augment.observe(real_score, ctx))          # ADA: r_t and p ({} otherwise)
         loss = adv
         if self.opts.gp_weight > 0:
-            gp = gradient_penalty(lambda x: D(x, label), real, fake, alpha=ctx.rand(len(real), device=real.device))
+            gp = gradient_penalty(lambda x: D(self.augment(x, ctx), label), real, fake, alpha=ctx.rand(len(real), device=real.device))
             loss = loss + self.opts.gp_weight * gp
             out["D/gp"] = gp.detach()
         if self.opts.r1_gamma > 0 and not self.opts.r1_phase and ctx.step % self.opts.r1_interval == 0:
@@ -127,14 +137,14 @@ class GAN(Recipe):
         """R1 = gamma/2 E_real ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 9); the engine multiplies the
         phase's loss by its interval."""
         real, label = self._real(batch), self._labels(batch)
-        r1 = r1_penalty(lambda x: self.nets["D"](x, label), real)
+        r1 = r1_penalty(lambda x: self.nets["D"](self.augment(x, ctx), label), real)
         return {"loss": 0.5 * self.opts.r1_gamma * r1, "D/r1": r1.detach()}
 
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         real = self._real(batch)
         label = self._labels(batch)
         fake = self._generate(real.shape[0], label, ctx, real.device)
-        loss = self.adv.g(self.nets["D"](fake, label))
+        loss = self.adv.g(self.nets["D"](self.augment(fake, ctx), label))
         return {"loss": loss, "G/adv": loss.detach()}
 
     @torch.no_grad()
