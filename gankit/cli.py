@@ -85,7 +85,7 @@ def train(preset, data, data_b, data_root, download, resolution, direction, conf
         click.echo(json.dumps(to_dict(cfg), indent=2))
         return
     run_dir = run_training(cfg, out=out, resume=resume, progress=not quiet, resume_overrides=set(all_overrides))
-    latest = sorted(run_dir.glob("samples-*.png"))
+    latest = sorted(run_dir.glob("samples-*.*"))     # whatever the family's snapshot writes (.png, .txt, ...)
     click.echo(f"Run directory: {run_dir}")
     if latest:
         click.echo(f"Latest samples: {latest[-1]}")

@@ -12,7 +12,7 @@ CNN). The protocol that makes numbers comparable with papers is in docs/metrics.
 from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, Shard, exact_float32, extractors, make_extractor,
                    metric_names, metrics)
 # Importing the modules registers their metrics and extractors.
-from . import classifier, fid, inception, inception_score, kid, prdc, toy, translation  # noqa: F401  (registration)
+from . import classifier, fid, inception, inception_score, kid, prdc, text, toy, translation  # noqa: F401  (registration)
 from .classifier import ClassifierExtractor, load_classifier, mode_metrics, save_classifier, train_classifier
 from .evaluate import compare_cards, evaluate, format_table, load_card, save_card
 from .fid import (fid_bootstrap, fid_from_stats, frechet_distance, trace_sqrt_product,

@@ -24,7 +24,7 @@ from .base import (SLOTS, build_net, check_kwargs, check_net_config, discriminat
                    kwargs_slot, make_net, networks, slot_for, unwrap)
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
-from . import dcgan, mlp, patchgan, resnet, unet  # noqa: E402,F401
+from . import dcgan, mlp, patchgan, resnet, text, unet  # noqa: E402,F401
 
 __all__ = ["generators", "discriminators", "networks", "inits", "check_kwargs", "make_net", "init_weights",
            "build_net", "slot_for", "SLOTS", "kwargs_slot", "check_net_config", "unwrap"]

@@ -2,4 +2,4 @@
 from .base import Recipe, recipes  # noqa: F401
 
 # Importing a family file registers it. A new family = a new file + its name here.
-from . import gan, pix2pix, cyclegan  # noqa: E402,F401
+from . import gan, pix2pix, cyclegan, text  # noqa: E402,F401
