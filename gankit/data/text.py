@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -143,27 +144,31 @@ def dataset_from_lines(lines: list[str], name: str, opts: SequenceOptions, split
     perm = torch.randperm(len(lines), generator=torch.Generator().manual_seed(0)).tolist()
     n_test = max(1, int(round(len(lines) * HELD_OUT_SHARE)))
     test_ids, train_ids = perm[:n_test], perm[n_test:]
-    train_lines = [tokenise(lines[i], opts.tokens) for i in sorted(train_ids)]
-    counts = Counter(t for toks in train_lines for t in toks)
-    specials = [PAD]
-    if opts.tokens == "word" and opts.vocab_size and len(counts) > opts.vocab_size - 2:
-        specials.append(UNK)
-        kept = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max(opts.vocab_size - 2, 1)]]
+    chosen_ids = sorted(test_ids if split == "test" else train_ids)
+    if split == "train" and opts.size and opts.size < len(chosen_ids):
+        pick = torch.randperm(len(chosen_ids), generator=torch.Generator().manual_seed(1))[:opts.size].sort().values
+        chosen_ids = [chosen_ids[i] for i in pick.tolist()]
+    if opts.tokens == "char":
+        # The character set of the whole file (a closed alphabet: nothing of the held-out text is learnt from it).
+        vocab = [PAD] + sorted(set("".join(lines)))
+        longest = max(map(len, lines))
     else:
-        kept = sorted(counts)
-    if opts.tokens == "char" and any(t == UNK for t in kept):
-        kept.remove(UNK)
-    vocab = specials + sorted(kept)
+        # Words: the training lines' vocabulary, the most frequent ``vocab_size`` - 2 when capped; <unk> for the
+        # rest and for words only the held-out lines have.
+        train_lines = [tokenise(lines[i], opts.tokens) for i in sorted(train_ids)]
+        test_lines = [tokenise(lines[i], opts.tokens) for i in sorted(test_ids)]
+        counts = Counter(t for toks in train_lines for t in toks if t not in (PAD, UNK))
+        ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        if opts.vocab_size:
+            ranked = ranked[:max(opts.vocab_size - 2, 1)]
+        known = set(ranked)
+        unseen = any(t not in known for toks in train_lines + test_lines for t in toks)
+        vocab = [PAD] + ([UNK] if unseen else []) + sorted(ranked)
+        longest = max(len(t) for t in train_lines + test_lines)
     index = {t: i for i, t in enumerate(vocab)}
     unk = index.get(UNK)
-    chosen = [tokenise(lines[i], opts.tokens) for i in sorted(test_ids if split == "test" else train_ids)]
-    if unk is None and opts.tokens == "char":
-        # characters only seen in held-out lines are dropped (the vocabulary is the training set's)
-        chosen = [[t for t in toks if t in index] for toks in chosen]
-    length = opts.length or min(MAX_AUTO_LENGTH, max(len(t) for t in train_lines) + 1)  # +1: room for the end pad
-    if split == "train" and opts.size and opts.size < len(chosen):
-        pick = torch.randperm(len(chosen), generator=torch.Generator().manual_seed(1))[:opts.size].sort().values
-        chosen = [chosen[i] for i in pick.tolist()]
+    chosen = [tokenise(lines[i], opts.tokens) for i in chosen_ids]
+    length = opts.length or min(MAX_AUTO_LENGTH, longest + 1)     # +1: room for the end pad
     tokens = encode_lines(chosen, index, length, pad=0, unk=unk)
     train_tokens = tokens if split == "train" else None
     info = DataInfo(name=name, kind="sequence", size=len(tokens), dim=length, extras={
@@ -219,7 +224,8 @@ WORD_LIST = "web2"
 WORD_MAX_LETTERS = 12
 
 
-def english_words() -> list[str]:
+@lru_cache(maxsize=1)
+def english_words() -> tuple[str, ...]:
     """Lower-case alphabetic words of 2-12 letters from the ``english-words`` package's web2 list, sorted."""
     try:
         from english_words import get_english_words_set
@@ -227,7 +233,7 @@ def english_words() -> list[str]:
         raise DataError("The 'words' builtin needs the english-words package: pip install english-words "
                         "(or pip install 'gankit[text]').") from None
     words = get_english_words_set([WORD_LIST], lower=True)
-    return sorted(w for w in words if w.isascii() and w.isalpha() and 2 <= len(w) <= WORD_MAX_LETTERS)
+    return tuple(sorted(w for w in words if w.isascii() and w.isalpha() and 2 <= len(w) <= WORD_MAX_LETTERS))
 
 
 @builtin("words", "sequence", "English words (english-words package, web2 list, 2-12 letters), character tokens")
@@ -235,7 +241,7 @@ def load_words(cfg: Any) -> MemoryDataset:
     opts = sequence_options(cfg)
     if opts.tokens != "char":
         raise DataError("The 'words' builtin is one word per sequence: use data.tokens=char.")
-    return dataset_from_lines(english_words(), "words", opts, cfg.split,
+    return dataset_from_lines(list(english_words()), "words", opts, cfg.split,
                               extras={"source": f"english-words {WORD_LIST}, 2-{WORD_MAX_LETTERS} letters"})
 
 
