@@ -18,7 +18,8 @@ from gankit.nets import discriminators, generators, init_weights, inits, make_ne
 from gankit.nets.dcgan import RESOLUTIONS
 from gankit.nets.layers import CONDITIONINGS, DISCRIMINATOR_NORMS
 
-INTERFACE = {"z_dim", "out_channels", "in_channels", "out_dim", "in_dim", "resolution", "num_classes"}
+INTERFACE = {"z_dim", "out_channels", "in_channels", "out_dim", "in_dim", "resolution", "num_classes",
+             "vocab_size", "seq_len"}                     # sequences (gankit/nets/text.py)
 KINDS = ("image", "vector", "translator", "patch")
 N = 3
 

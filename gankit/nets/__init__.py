@@ -8,6 +8,7 @@ Every constructor takes typed, defaulted, commented arguments. Arguments that co
     in_channels    image channels a discriminator / translator reads | in_dim vector size (vectors)
     resolution     square image side in pixels
     num_classes    > 0 for class-conditional networks (0 = unconditional)
+    vocab_size     tokens of the vocabulary, seq_len  tokens per sequence (sequence data: gankit/nets/text.py)
 
 A network that cannot make a requested resolution raises ``ConfigError`` naming the valid ones.
 

@@ -225,15 +225,17 @@ class TextCNN(nn.Module):
         self.vocab_size = vocab_size
         self.embed = nn.Linear(vocab_size, emb_dim, bias=False)  # one-hot @ E: works for soft inputs too
         fs = _filters(seq_len, tuple(filter_sizes), tuple(num_filters))
-        self.convs = nn.ModuleList(nn.Conv2d(1, c, (s, emb_dim)) for s, c in fs)
+        # A window of s tokens over the whole embedding: SeqGAN's conv2d with an (s, emb) kernel on one channel
+        # is a conv1d with emb input channels.
+        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, c, s) for s, c in fs)
         total = sum(c for _, c in fs)
         self.highway = _Highway(total)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(total, 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        e = self.embed(as_probabilities(x, self.vocab_size)).unsqueeze(1)      # [N, 1, L, emb]
-        pooled = [F.relu(conv(e)).squeeze(3).amax(2) for conv in self.convs]  # each [N, c]
+        e = self.embed(as_probabilities(x, self.vocab_size)).transpose(1, 2)   # [N, emb, L]
+        pooled = [F.relu(conv(e)).amax(2) for conv in self.convs]             # each [N, c]
         return self.drop(self.highway(torch.cat(pooled, 1)))                  # [N, total]
 
     def forward(self, x: torch.Tensor, label: Any = None) -> torch.Tensor:
@@ -259,7 +261,7 @@ class RelGANDiscriminator(nn.Module):
         self.vocab_size, self.num_rep, self.emb_dim = vocab_size, num_rep, emb_dim
         self.embed = nn.Linear(vocab_size, num_rep * emb_dim, bias=False)
         fs = _filters(seq_len, tuple(filter_sizes), tuple(num_filters))
-        self.convs = nn.ModuleList(nn.Conv2d(1, c, (s, emb_dim)) for s, c in fs)
+        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, c, s) for s, c in fs)   # (s, emb) windows, as TextCNN
         total = sum(c for _, c in fs)
         self.highway = _Highway(total)
         self.drop = nn.Dropout(dropout)
@@ -269,8 +271,8 @@ class RelGANDiscriminator(nn.Module):
         x = as_probabilities(x, self.vocab_size)
         n, length, _ = x.shape
         e = self.embed(x).view(n, length, self.num_rep, self.emb_dim)            # [N, L, S, emb]
-        e = e.permute(0, 2, 1, 3).reshape(n * self.num_rep, 1, length, self.emb_dim)  # [N S, 1, L, emb]
-        pooled = [F.relu(conv(e)).squeeze(3).amax(2) for conv in self.convs]
+        e = e.permute(0, 2, 3, 1).reshape(n * self.num_rep, self.emb_dim, length)  # [N S, emb, L]
+        pooled = [F.relu(conv(e)).amax(2) for conv in self.convs]
         h = self.drop(self.highway(torch.cat(pooled, 1)))
         return self.fc(h).view(n, self.num_rep)                                  # [N, S]
 
