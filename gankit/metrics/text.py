@@ -306,12 +306,16 @@ def evaluate_text(metric_names: str | Iterable[str] | None, sampler: Any, refere
             which.remove("nll_test")
         values["curve"] = [{"temperature": t, **score(t, which)} for t in temperatures]
         per_metric["temperature_curve"] = {"temperatures": list(temperatures), "metrics": which}
-    import nltk  # recorded only: the fast form reproduces its numbers (tests/test_text.py)
+    try:
+        import nltk  # recorded only: the fast form reproduces its numbers (tests/test_text.py)
+        nltk_version = nltk.__version__
+    except ImportError:
+        nltk_version = "not installed (gankit's fast form, tested equal to nltk 3.10)"
     per_metric.update({
         "bleu": {"form": "SeqGAN/Texygen: nltk sentence_bleu of each sample against the whole reference set, "
                          "uniform weights 1/n, averaged", "smoothing": f"nltk SmoothingFunction().method1, "
                                                                    f"epsilon {BLEU_EPSILON}",
-                 "orders": list(bleu_orders), "nltk_version": nltk.__version__,
+                 "orders": list(bleu_orders), "nltk_version": nltk_version,
                  "implementation": "gankit.metrics.text (max reference n-gram counts, equal to nltk)"},
         "self_bleu": {"form": "Texygen: each sample against all other samples", "n": min(n, n_self or n)},
         "ngram_jsd": {"units": "bits", "orders": [1, 2, 3, 4], "against": "held-out data"},
