@@ -367,9 +367,13 @@ def test_sampler_temperature_seeds_outputs_and_cli(tmp_path):
     out = tmp_path / "runs"
     assert _cli(["train", "--preset", "text-mle", "--data", "oracle-small", "--kimg", "0.064", "--batch", "16",
               "--set", "data.size=64", "--set", "data.vocab_size=11", "--set", "data.length=6", "--out", str(out),
-              "--quiet"]) == 0
+              "--set", "metrics=oracle_nll,bleu", "--set", "metrics_n=40", "--quiet"]) == 0
     run = next(out.iterdir())
     assert list(run.glob("samples-*.txt"))
+    import json
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])     # training-time text metrics
+    assert record["oracle_nll"] > 0 and 0 <= record["bleu4"] <= 1
+    assert json.loads((run / "best.json").read_text())["metric"] == "oracle_nll"
     sampler = load_sampler(run)
     a, b = sampler.draw(n=20, seed=3, temperature=0.7), sampler.draw(n=20, seed=3, temperature=0.7)
     assert torch.equal(a, b)
@@ -390,7 +394,6 @@ def test_sampler_temperature_seeds_outputs_and_cli(tmp_path):
     assert _cli(["sample", "--ckpt", str(run), "--n", "3", "--out", str(tmp_path / "ids.npy")]) == 0   # token ids
     card_path = tmp_path / "card.json"
     assert _cli(["eval", "--ckpt", str(run), "--n", "30", "--out", str(card_path)]) == 0
-    import json
     card = json.loads(card_path.read_text())
     for key in ("oracle_nll", "nll_test", "bleu4", "self_bleu4", "ngram_jsd2", "novelty", "distinct2"):
         assert key in card["metrics"], key

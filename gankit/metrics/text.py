@@ -262,6 +262,11 @@ def evaluate_text(metric_names: str | Iterable[str] | None, sampler: Any, refere
         else:
             raise ConfigError("oracle_nll needs oracle data (--data oracle or oracle-small); this model's data has "
                               "no known true distribution.")
+    if "novelty" in names and train is None:
+        if metric_names is None:
+            names.remove("novelty")
+        else:
+            raise ConfigError("novelty needs the training set (evaluate against the run's own data).")
     if "nll_test" in names and (sampler.log_probs_available is False or reference_tokens is None):
         if metric_names is None:
             names.remove("nll_test")

@@ -149,14 +149,15 @@ class TextSampler(Sampler):
         ref_lists = reference[1].token_lists(reference[0])
         # Held-out sequences in the model's vocabulary (for nll_test); ones with unknown tokens are left out.
         ref_tokens, dropped = self._in_model_vocab(ref_lists)
-        train = None
-        if spec == data.spec:
-            train_tokens, train_vocab = _load_tokens(spec, "train", options, root)
-            train = train_vocab.token_lists(train_tokens)
-        oracle = oracle_from_info(self.recipe.info)
         names = r.metrics
         if isinstance(names, (list, tuple)):
             names = [str(m) for m in names]
+        wanted = names.split(",") if isinstance(names, str) else names
+        train = None
+        if spec == data.spec and (wanted is None or "novelty" in wanted):    # the training set, for novelty
+            train_tokens, train_vocab = _load_tokens(spec, "train", options, root)
+            train = train_vocab.token_lists(train_tokens)
+        oracle = oracle_from_info(self.recipe.info)
         opts = dict(r.options or {})
         card = evaluate_text(names, self, ref_lists, train, n=r.n or 1000, seed=r.seed,
                              temperature=opts.pop("temperature", None),
