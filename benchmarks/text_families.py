@@ -158,7 +158,8 @@ def main() -> None:
                  "",
                  "| model | wall s | " + " | ".join(COLUMNS) + " |",
                  "|---|---|" + "---|" * len(COLUMNS),
-                 "| data (oracle samples / training sequences) | - | " + " | ".join(fmt(ref.get(k)) for k in COLUMNS) + " |"]
+                 "| data (oracle samples / training sequences) | - | "
+                 + " | ".join(fmt(ref.get(k)) for k in COLUMNS) + " |"]
         for name in runs:
             lines.append(f"| {name} | {walls[name]:.0f} | " + " | ".join(fmt(results[name].get(k)) for k in COLUMNS)
                          + " |")

@@ -6,7 +6,7 @@ decode with:
 
     extras = {"vocab": [token strings, id order], "pad": 0 or -1 (no padding), "separator": "" (characters) or
               " " (words), "tokens": "char" | "word" | "oracle", "length": L, "oracle": {...} (oracle only),
-              "train_hash": ...}
+              }
 
 Padding: id 0 is ``<pad>`` for file data; a sequence ends at its first pad and every later position is a pad,
 so a model of fixed-length sequences learns where lines end (an end-of-sequence token that repeats). The
@@ -25,7 +25,6 @@ fixed 10% of the lines (seeded permutation, seed 0); for the oracle a separate d
 """
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -128,10 +127,6 @@ def encode_lines(lines: list[list[str]], index: dict[str, int], length: int, pad
     return out
 
 
-def _hash_rows(tokens: torch.Tensor) -> str:
-    return hashlib.sha256(tokens.numpy().tobytes()).hexdigest()[:16]
-
-
 def dataset_from_lines(lines: list[str], name: str, opts: SequenceOptions, split: str,
                        extras: dict | None = None) -> MemoryDataset:
     """A sequence dataset from raw lines: the held-out split, the vocabulary (from the training lines: word
@@ -170,12 +165,10 @@ def dataset_from_lines(lines: list[str], name: str, opts: SequenceOptions, split
     chosen = [tokenise(lines[i], opts.tokens) for i in chosen_ids]
     length = opts.length or min(MAX_AUTO_LENGTH, longest + 1)     # +1: room for the end pad
     tokens = encode_lines(chosen, index, length, pad=0, unk=unk)
-    train_tokens = tokens if split == "train" else None
     info = DataInfo(name=name, kind="sequence", size=len(tokens), dim=length, extras={
         "vocab": vocab, "pad": 0, "separator": "" if opts.tokens == "char" else " ", "tokens": opts.tokens,
         "length": length, "split": split,
         "shape_text": f"length {length}, {len(vocab)} {opts.tokens} tokens",
-        **({"train_hash": _hash_rows(train_tokens)} if train_tokens is not None else {}),
         **(extras or {})})
     return MemoryDataset({"tokens": tokens}, info)
 
@@ -334,8 +327,6 @@ def _oracle_factory(name: str):
                   "length": length, "split": cfg.split,
                   "oracle": {"vocab": vocab, "length": length, "hidden": ORACLE_HIDDEN, "seed": opts.oracle_seed},
                   "shape_text": f"length {length}, {vocab} oracle tokens"}
-        if not test:
-            extras["train_hash"] = _hash_rows(tokens)
         return MemoryDataset({"tokens": tokens}, DataInfo(name=name, kind="sequence", size=len(tokens), dim=length,
                                                           extras=extras))
     return load

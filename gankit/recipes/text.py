@@ -135,7 +135,7 @@ class TextSampler(Sampler):
             raise ConfigError(f"Metrics {wrong} do not apply to text models; text metrics: {', '.join(TEXT_METRICS)}.")
 
     def evaluate(self, r: EvalRequest) -> dict[str, Any]:
-        from ..metrics.text import evaluate_text
+        from ..metrics.text import DEFAULT_TEMPERATURES, evaluate_text
         if r.direction or r.ref_b:
             raise ConfigError("--direction and --ref-b apply to translation (pix2pix / CycleGAN) checkpoints.")
         data = r.data if r.data is not None else DataConfig(spec=self.recipe.info.name)
@@ -161,7 +161,7 @@ class TextSampler(Sampler):
         opts = dict(r.options or {})
         card = evaluate_text(names, self, ref_lists, train, n=r.n or 1000, seed=r.seed,
                              temperature=opts.pop("temperature", None),
-                             temperatures=opts.pop("temperatures", None) or (0.5, 0.7, 0.85, 1.0, 1.2, 1.5),
+                             temperatures=opts.pop("temperatures", None) or DEFAULT_TEMPERATURES,
                              n_self=opts.pop("n_self", None),
                              oracle=(lambda tok: oracle.nll(tok.cpu())) if oracle is not None else None,
                              reference_tokens=ref_tokens,
@@ -433,10 +433,15 @@ class SeqGAN(TextRecipe):
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         G, D = self.nets["G"], self.nets["D"]
         n, device = len(batch["tokens"]), batch["tokens"].device
-        with torch.no_grad():
-            tokens = self._sample(n, ctx, device)
-            q = mc_rewards(G, tokens, lambda x: torch.sigmoid(D(x)), self.opts.rollouts,
-                           lambda rows, cols: ctx.rand(rows, cols, device=device), self.opts.temperature)
+        was_training = D.training
+        D.eval()                  # rewards without dropout (SeqGAN feeds dropout_keep_prob = 1.0 to score roll-outs)
+        try:
+            with torch.no_grad():
+                tokens = self._sample(n, ctx, device)
+                q = mc_rewards(G, tokens, lambda x: torch.sigmoid(D(x)), self.opts.rollouts,
+                               lambda rows, cols: ctx.rand(rows, cols, device=device), self.opts.temperature)
+        finally:
+            D.train(was_training)
         log_probs = sequence_log_probs(G, tokens, self.opts.temperature)         # [N, L], with gradients
         baseline = q.mean(0, keepdim=True) if self.opts.baseline else None
         loss = policy_gradient_loss(log_probs, q, baseline)
