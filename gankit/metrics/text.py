@@ -330,6 +330,6 @@ def evaluate_text(metric_names: str | Iterable[str] | None, sampler: Any, refere
     return {"format": CARD_FORMAT, "version": CARD_VERSION, "metrics": values,
             "metric_protocols": {m: per_metric.get(m, {}) for m in names},
             "protocol": {"n_gen": n, "n_ref": len(reference), "seed": seed, "temperature": temp,
-                         "device": "cpu", "wall_time_s": round(time.perf_counter() - start, 2),
+                         "device": str(getattr(sampler, "device", "cpu")), "wall_time_s": round(time.perf_counter() - start, 2),
                          "tokens": "the model's vocabulary; sequences cut at the first pad",
                          "generated": {}, **(protocol or {})}}

@@ -159,10 +159,13 @@ class TextSampler(Sampler):
             train = train_vocab.token_lists(train_tokens)
         oracle = oracle_from_info(self.recipe.info)
         opts = dict(r.options or {})
-        card = evaluate_text(names, self, ref_lists, train, n=r.n or 1000, seed=r.seed,
-                             temperature=opts.pop("temperature", None),
-                             temperatures=opts.pop("temperatures", None) or DEFAULT_TEMPERATURES,
-                             n_self=opts.pop("n_self", None),
+        temperature, temperatures = opts.pop("temperature", None), opts.pop("temperatures", None)
+        n_self = opts.pop("n_self", None)
+        if opts:
+            raise ConfigError(f"unknown text evaluation options {sorted(opts)}; valid: temperature, temperatures, "
+                              "n_self.")
+        return evaluate_text(names, self, ref_lists, train, n=r.n or 1000, seed=r.seed, temperature=temperature,
+                             temperatures=temperatures or DEFAULT_TEMPERATURES, n_self=n_self,
                              oracle=(lambda tok: oracle.nll(tok.cpu())) if oracle is not None else None,
                              reference_tokens=ref_tokens,
                              protocol={"reference": {"data": spec, "split": ref_split, "sequences": len(ref_lists),
@@ -170,10 +173,6 @@ class TextSampler(Sampler):
                                        "training_set": {"data": spec, "sequences": len(train)} if train else None,
                                        "oracle": self.recipe.info.extras.get("oracle"),
                                        "family": self.recipe.name})
-        if opts:
-            raise ConfigError(f"unknown text evaluation options {sorted(opts)}; valid: temperature, temperatures, "
-                              "n_self.")
-        return card
 
     def _in_model_vocab(self, lists: list[list[str]]) -> tuple[torch.Tensor | None, int]:
         index = {t: i for i, t in enumerate(self.vocab.tokens)}
