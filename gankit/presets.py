@@ -358,6 +358,72 @@ PRESETS: dict[str, dict] = {
         "batch_size": 32, "kimg": 1000.0, "ema_kimg": 10.0, "ema_rampup": 0.05,
         "tick_kimg": 4.0, "snapshot_kimg": 50.0,
     },
+    # ---- Text (gankit/recipes/text.py). Data: the SeqGAN oracle at CPU size (oracle-small: vocabulary 200,
+    # length 12, 5k sequences); `--data oracle` is the paper's task (5000 / 20 / 10k), `--data words` or a .txt
+    # file real text. Lengths (kimg = thousands of sequences) are CPU-sized (docs/benchmarks.md "text"); the
+    # papers' are given beside them. EMA off (none of the papers uses one).
+    "text-mle": {
+        "description": "Maximum-likelihood language model (the baseline of Caccia et al. 2020): SeqGAN's LSTM "
+                       "(embedding and hidden 32) by teacher forcing, Adam 1e-2 as SeqGAN pre-trains "
+                       "(--set G.image=transformer for a causal Transformer). Sequence data; sample with "
+                       "--temperature.",
+        "recipe": "text-mle",
+        "data": {"spec": "oracle-small"},
+        "G": {"image": "lstm", "vector": "", "image_kwargs": {"emb_dim": 32, "hidden": 32}},
+        "D": {"image": "", "vector": ""},
+        "opt": {"G": {"name": "adam", "lr": 1e-2, "betas": [0.9, 0.999]}},
+        # SeqGAN pre-trains 120 epochs of its 10k corpus (1200 kimg); 10 epochs of oracle-small here.
+        "batch_size": 64, "kimg": 50.0, "tick_kimg": 2.0, "snapshot_kimg": 10.0, "snapshot_n": 32,
+        "ema_kimg": 0.0,
+    },
+    "text-wgan-gp": {
+        "description": "Gulrajani et al. 2017 sec. 5 language model: 1-D residual CNN generator (5 blocks) emitting "
+                       "a softmax per position, critic on one-hot real vs softmax fake, gradient penalty 10, "
+                       "10 critic steps, Adam 1e-4 betas (0.5, 0.9); samples are the per-position argmax.",
+        "recipe": "text-wgan-gp",
+        "opts": {"z_dim": 128, "gp_weight": 10.0},
+        "data": {"spec": "oracle-small"},
+        # Paper: dim 512 (CPU: 64), batch 64, 200k generator iterations; here 1000 (10 critic batches each).
+        "G": {"image": "cnn_softmax", "vector": "", "image_kwargs": {"dim": 64}},
+        "D": {"image": "cnn_critic", "vector": "", "image_kwargs": {"dim": 64}},
+        "opt": {"G": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.9]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.9]}},
+        "d_steps": 10, "batch_size": 64, "kimg": 640.0, "tick_kimg": 16.0, "snapshot_kimg": 128.0,
+        "snapshot_n": 32, "ema_kimg": 0.0,
+    },
+    "seqgan": {
+        "description": "Yu et al. 2017: LSTM generator (32/32), MLE pre-training, CNN discriminator with highway, "
+                       "then REINFORCE with 16 Monte-Carlo roll-outs per prefix; Adam 1e-2 (G, pre-training and "
+                       "adversarial), 1e-4 (D).",
+        "recipe": "seqgan",
+        "opts": {"pretrain_kimg": 50.0, "d_pretrain_kimg": 10.0, "rollouts": 16},
+        "data": {"spec": "oracle-small"},
+        "G": {"image": "lstm", "vector": "", "image_kwargs": {"emb_dim": 32, "hidden": 32}},
+        "D": {"image": "text_cnn", "vector": "", "image_kwargs": {"emb_dim": 64}},
+        "opt": {"G_mle": {"name": "adam", "lr": 1e-2, "betas": [0.9, 0.999]},
+                "G": {"name": "adam", "lr": 1e-2, "betas": [0.9, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.9, 0.999]}},
+        # SeqGAN: 200 adversarial epochs of 1 G step + 5 x 3 D epochs; here 3 D batches per G step and 25 kimg
+        # of adversarial training (~100 G steps) after 50 + 10 kimg of pre-training.
+        "d_steps": 3, "batch_size": 64, "kimg": 85.0, "tick_kimg": 2.0, "snapshot_kimg": 10.0, "snapshot_n": 32,
+        "ema_kimg": 0.0,
+    },
+    "relgan": {
+        "description": "Nie et al. 2019: MLE pre-training (Adam 1e-2), then Gumbel-softmax with inverse temperature "
+                       "beta_max ** progress (beta_max 100), relativistic standard loss, multiple-representation "
+                       "CNN discriminator, Adam 1e-4; an LSTM generator instead of relational memory.",
+        "recipe": "relgan",
+        "opts": {"pretrain_kimg": 50.0, "beta_max": 100.0, "beta_schedule": "exp"},
+        "data": {"spec": "oracle-small"},
+        "G": {"image": "lstm", "vector": "", "image_kwargs": {"emb_dim": 32, "hidden": 32}},
+        "D": {"image": "relgan_cnn", "vector": "", "image_kwargs": {"num_rep": 16, "emb_dim": 32}},
+        "opt": {"G_mle": {"name": "adam", "lr": 1e-2, "betas": [0.9, 0.999]},
+                "G": {"name": "adam", "lr": 1e-4, "betas": [0.9, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.9, 0.999]}},
+        # RelGAN: 150 pre-training epochs, 3000-5000 adversarial steps of batch 64; here 50 kimg + ~550 steps.
+        "d_steps": 1, "batch_size": 64, "kimg": 120.0, "tick_kimg": 2.0, "snapshot_kimg": 10.0,
+        "snapshot_n": 32, "ema_kimg": 0.0,
+    },
 }
 
 # ---- Image restoration (issue 11). Super-resolution trains on superres data: HR crops of the training photos

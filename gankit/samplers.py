@@ -202,10 +202,14 @@ class NoiseSampler(Sampler):
     @classmethod
     def check_metrics(cls, names: Sequence[str]) -> None:
         from .metrics import metrics as metric_specs
-        paired = [m for m in names if metric_specs.get(str(m).partition("@")[0]).output == "pairs"]
-        if paired:
-            raise ConfigError(f"Metrics {paired} score image-to-image translators (pix2pix, cyclegan); this model "
-                              f"samples from noise (use fid, kid, is, pr, dc, modes or toy).")
+        # Metrics of image features (and the toys' points); others (translation pairs, text...) belong to other
+        # sampler kinds' evaluations.
+        mine = ("features", "logits", "")
+        other = [m for m in names if metric_specs.get(str(m).partition("@")[0]).output not in mine]
+        if other:
+            raise ConfigError(f"Metrics {other} score image-to-image translators (pix2pix, cyclegan) or other "
+                              f"kinds of model (text...); "
+                              f"this model samples from noise (use fid, kid, is, pr, dc, modes or toy).")
 
     def prepare(self, r: EvalRequest) -> None:
         from .metrics import prepare_evaluation

@@ -19,7 +19,7 @@ from gankit.nets.dcgan import RESOLUTIONS
 from gankit.nets.layers import CONDITIONINGS, DISCRIMINATOR_NORMS
 
 INTERFACE = {"z_dim", "out_channels", "in_channels", "out_dim", "in_dim", "resolution", "length", "num_classes",
-             "scale"}
+             "scale", "vocab_size", "seq_len"}                     # seq: sequences (gankit/nets/text.py)
 KINDS = ("image", "vector", "translator", "patch")
 N = 3
 

@@ -94,8 +94,8 @@ class DataInfo:
         return asdict(self)
 
     def shape_text(self) -> str:
-        """'3x64x64' for images, '2-d' for vectors, ``extras['shape_text']`` for kinds that set it (audio: '1x16384
-        at 16000 Hz'); for messages and ``gankit info``."""
+        """'3x64x64' for images, '2-d' for vectors, or the kind's own words in ``extras['shape_text']`` (audio:
+        '1x16384 at 16000 Hz', sequences: 'length 20, 5000 tokens'), for messages and ``gankit info``."""
         if self.extras.get("shape_text"):
             return str(self.extras["shape_text"])
         return f"{self.dim}-d" if self.dim and not self.resolution else \

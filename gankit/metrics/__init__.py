@@ -13,7 +13,7 @@ CNN). The protocol that makes numbers comparable with papers is in docs/metrics.
 from .base import (EvalOptions, Extractor, FeatureStats, MetricSpec, Shard, exact_float32, extractors, make_extractor,
                    metric_names, metrics)
 # Importing the modules registers their metrics and extractors.
-from . import classifier, conditional, fid, inception, inception_score, kid, prdc, restoration, toy, translation  # noqa: F401
+from . import classifier, conditional, fid, inception, inception_score, kid, prdc, restoration, text, toy, translation  # noqa: F401
 from . import audio  # noqa: E402,F401  the audio classifier input; sound metrics (metrics/audio.py)
 from .classifier import ClassifierExtractor, load_classifier, mode_metrics, save_classifier, train_classifier
 from .evaluate import compare_cards, evaluate, format_table, load_card, prepare_evaluation, save_card

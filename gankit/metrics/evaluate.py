@@ -372,6 +372,12 @@ def format_table(result: dict[str, Any]) -> str:
     p = result["protocol"]
     lines = [f"{'metric':<18} value"]
     for name, value in result["metrics"].items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{name}:")                      # a curve (text temperature sweep): one row per point
+            for point in value:
+                lines.append("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                              for k, v in point.items()))
+            continue
         lines.append(f"{name:<18} {value:.6g}" if isinstance(value, float) else f"{name:<18} {value}")
     lines.append("")
     lines.append(f"N generated {p.get('n_gen')}, N reference {p.get('n_ref')}, device {p.get('device')}, "

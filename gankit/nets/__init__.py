@@ -10,6 +10,7 @@ Every constructor takes typed, defaulted, commented arguments. Arguments that co
     length         samples of a 1-D signal (audio clips: WaveGAN)
     num_classes    > 0 for class-conditional networks (0 = unconditional)
     scale          upscaling factor of a super-resolution network (kind "upscaler": LR [N, C, h, w] -> [N, C, s h, s w])
+    vocab_size     tokens of the vocabulary, seq_len  tokens per sequence (sequence data: gankit/nets/text.py)
 
 A network that cannot make a requested resolution raises ``ConfigError`` naming the valid ones.
 
@@ -27,7 +28,7 @@ from .base import (SLOTS, build_net, check_kwargs, check_net_config, discriminat
                    kwargs_slot, make_net, networks, slot_for, unwrap)
 
 # Importing a family file registers its networks. A new family = a new file + its name here.
-from . import ctgan, dcgan, inpaint, mlp, patchgan, progan, resgan, resnet, stylegan2, superres, unet  # noqa: E402,F401
+from . import ctgan, dcgan, inpaint, mlp, patchgan, progan, resgan, resnet, stylegan2, superres, text, unet  # noqa: E402,F401
 from . import cyclegan_vc, wavegan  # noqa: E402,F401  audio: WaveGAN (1-D), SpecGAN (2-D), CycleGAN-VC
 
 __all__ = ["generators", "discriminators", "networks", "inits", "check_kwargs", "make_net", "init_weights",
