@@ -202,9 +202,10 @@ class NoiseSampler(Sampler):
     @classmethod
     def check_metrics(cls, names: Sequence[str]) -> None:
         from .metrics import metrics as metric_specs
-        # Metrics of image features (and the toys' points); others (translation pairs, text...) belong to other
-        # sampler kinds' evaluations.
-        mine = ("features", "logits", "")
+        # Metrics of image features (and the toys' points), also class by class for conditional models (per_class:
+        # class consistency, intra-class FID, the truncation curve); others (translation pairs, text...) belong to
+        # other sampler kinds' evaluations.
+        mine = ("features", "logits", "per_class", "")
         other = [m for m in names if metric_specs.get(str(m).partition("@")[0]).output not in mine]
         if other:
             raise ConfigError(f"Metrics {other} score image-to-image translators (pix2pix, cyclegan) or other "
