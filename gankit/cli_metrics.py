@@ -159,7 +159,7 @@ def eval_cmd(ckpt, images, ref, ref_b, metric_list, n, n_ref, seed, bootstrap, o
         sampler = recipe.samplers(nets)["default"]
         request.data = cfg.data          # without --ref: the run's own data (noise) / its test split (translator)
         result = sampler.evaluate(request)
-        result.update(recipe.run_summary)  # the run's reported facts, e.g. the spent privacy epsilon
+        result.update(getattr(recipe, "run_summary", None) or {})  # the run's reported facts, e.g. the spent privacy epsilon
     else:
         if direction or ref_b:
             raise click.UsageError("--direction and --ref-b apply to translation (pix2pix / CycleGAN) checkpoints.")

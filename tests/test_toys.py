@@ -18,7 +18,7 @@ def test_every_noise_preset_has_toy_values_for_vector_data_only(preset):
     toy = resolve(preset, overrides={"data.spec": "grid25"})
     image = resolve(preset)  # the default data, digits, is image data
     assert toy.opts["z_dim"] == 2                                   # the papers' 2-D latent
-    assert image.opts.get("z_dim", 100) == 100                      # untouched for images
+    assert image.opts.get("z_dim", 100) == PRESETS[preset]["opts"].get("z_dim", 100)  # untouched for images
     assert toy.kimg >= 50 * image.kimg                              # toys need far more (cheap) steps
     assert toy.snapshot_kimg > 100 * image.snapshot_kimg            # ... and only a handful of snapshots
     assert toy.kimg / toy.snapshot_kimg <= 8
