@@ -26,7 +26,7 @@ from torch import nn
 from ..artefacts import ImageGrid
 from ..errors import ConfigError
 from ..nets import build_net, generators
-from ..samplers import EvalRequest, Sampler, sampler_kinds
+from ..samplers import EvalRequest, ExportSpec, Sampler, sampler_kinds
 from .base import Recipe, StepContext, check_data_kind, recipes
 from .translation import adversarial_loss, eval_mode
 
@@ -158,6 +158,18 @@ class InpaintRecipe(Recipe):
         return {"default": Inpainter(self, nets if nets is not None else self.nets)}
 
 
+class _Completion(nn.Module):
+    """``Inpainter.__call__`` for one size as a traceable module: G on the holed image and the mask, composited."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raw = self.net(image * (1 - mask), mask)
+        return torch.where(mask > 0.5, raw, image)
+
+
 @sampler_kinds.register("inpaint")
 class Inpainter(Sampler):
     """``inpainter(images [N, C, H, W] in [-1, 1], masks bool [N, 1, H, W]) -> completed [N, C, H, W]``: G
@@ -184,6 +196,19 @@ class Inpainter(Sampler):
             x = images.to(device)
             raw = self.net(pad_to(x * (1 - m), multiple), pad_to(m, multiple))[..., :h, :w]
         return composite(raw.to(images.device), images, masks)
+
+    def export_spec(self, batch: int = 2) -> ExportSpec:
+        """Image and hole mask -> the completed image, composited (known pixels kept exactly), at the training
+        size (a multiple of the network's size multiple, so no padding is traced)."""
+        side = self.recipe.info.resolution
+        gen = torch.Generator().manual_seed(0)
+        image = torch.rand(batch, self.channels, side, side, generator=gen) * 2 - 1
+        mask = (torch.rand(batch, 1, side, side, generator=gen) < 0.25).float()
+        c = self.channels
+        return ExportSpec(_Completion(self.net), (image, mask), ("image", "mask"), "completed",
+                          {"image": f"[N, {c}, {side}, {side}] float32 in [-1, 1]",
+                           "mask": f"[N, 1, {side}, {side}] float32, 1 in the hole, 0 where pixels are known",
+                           "completed": f"[N, {c}, {side}, {side}] float32 in [-1, 1], known pixels unchanged"})
 
     @classmethod
     def check_metrics(cls, names: Sequence[str]) -> None:

@@ -36,7 +36,7 @@ from ..artefacts import ImageGrid
 from ..errors import ConfigError
 from ..nets import build_net, generators
 from ..optim import OptimizerSpec
-from ..samplers import EvalRequest, Sampler, sampler_kinds
+from ..samplers import EvalRequest, ExportSpec, Sampler, sampler_kinds
 from .base import Phase, Recipe, StepContext, check_data_kind, recipes
 from .translation import adversarial_loss, as_rgb, check_fraction, eval_mode
 
@@ -307,6 +307,17 @@ def tiled(fn, lr: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Te
     return out
 
 
+class _Clamped(nn.Module):
+    """``net(x).clamp(-1, 1)``: what the upscaler returns, as one traceable module."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).clamp(-1, 1)
+
+
 @sampler_kinds.register("upscale")
 class Upscaler(Sampler):
     """``upscaler(lr [N, C, h, w]) -> sr [N, C, s h, s w]`` in [-1, 1]: the generator ``net`` (a plain
@@ -326,6 +337,17 @@ class Upscaler(Sampler):
         with torch.no_grad(), eval_mode(self.net):
             device = next(self.net.parameters()).device
             return self.net(lr.to(device)).clamp(-1, 1).to(lr.device)
+
+    def export_spec(self, batch: int = 2) -> "ExportSpec":
+        """The generator alone, clamped as ``__call__`` clamps: LR [N, C, h, w] -> SR [N, C, s h, s w], at the
+        training LR size (the network is fully convolutional; the exported graph fixes h, w where the exporter
+        does; large images are the CLI's tiles)."""
+        side = max(1, self.recipe.info.resolution // self.scale)
+        lr = torch.rand(batch, self.channels, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        c, s = self.channels, self.scale
+        return ExportSpec(_Clamped(self.net), (lr,), ("lr",), "sr",
+                          {"lr": f"[N, {c}, {side}, {side}] float32 in [-1, 1], the low-resolution image",
+                           "sr": f"[N, {c}, {side * s}, {side * s}] float32 in [-1, 1], upscaled x{s}"})
 
     def upscale(self, lr: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
         """Any size: tiles of ``tile`` LR pixels (0 = whole) with ``overlap`` pixels of context."""
