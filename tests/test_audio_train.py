@@ -257,3 +257,10 @@ def test_two_speaker_folders_pair_by_name_and_measure_f0(tmp_path):
     assert abs(x["lf0_mean_a"] - np.log(150.0)) < 0.05
     assert [(a["name"], b["name"]) for a, b in ds.parallel] == [("one.wav", "one.wav"), ("two.wav", "two.wav")]
     assert ds.get_batch(torch.arange(4))["a"].shape == (4, 12, 16)
+
+
+def test_classifier_metrics_without_a_sound_classifier_are_refused_before_the_first_step(tmp_path):
+    cfg = resolve("wavegan", overrides={**TINY_WAVE, "kimg": 0.016, "metrics": ["fid"], "metrics_kimg": 0.008})
+    with pytest.raises(ConfigError, match="classifier:PATH"):
+        train(cfg, out=tmp_path, progress=False)
+    assert not list(tmp_path.glob("*/latest.pt"))          # refused before any step: no run was trained

@@ -125,6 +125,23 @@ def audio_scores(gen: torch.Tensor, real: torch.Tensor | None, names: Sequence[s
     return out
 
 
+def prepare_audio(sampler: Any, r: Any) -> None:
+    """What ``evaluate_audio`` needs, checked before training (fresh or resumed): the metric names, and for
+    is / fid / modes a classifier file trained on sound at this sample rate and clip length."""
+    names = check_audio_metrics(r.metrics or ("silence", "clipping"))
+    if not any(n in NEEDS_CLASSIFIER for n in names):
+        return
+    spec = r.extractor if r.extractor and r.extractor != "auto" else ""
+    if not spec.startswith("classifier:"):
+        raise ConfigError("is / fid / modes of sound need --extractor classifier:PATH (a classifier trained with "
+                          "`gankit classifier train --data <audio data> --out clf.pt`).")
+    classifier = AudioClassifier(spec.partition(":")[2], r.device)
+    info = getattr(sampler, "info", None)
+    length = (getattr(info, "extras", None) or {}).get("clip_samples") if info is not None else None
+    if length:
+        classifier.check(sampler.rate, int(length))
+
+
 def evaluate_audio(sampler: Any, r: Any) -> dict[str, Any]:
     """``Sampler.evaluate`` of audio models: ``r.n`` generated clips (default 1000) against the run's data or
     ``r.ref`` (the "real-data floor" is the same numbers for real clips: ``real_data_scores``)."""

@@ -80,6 +80,10 @@ class AudioSampler(NoiseSampler):
         from ..metrics.audio import check_audio_metrics
         check_audio_metrics(names)
 
+    def prepare(self, r: EvalRequest) -> None:
+        from ..metrics.audio import prepare_audio
+        prepare_audio(self, r)
+
     def evaluate(self, r: EvalRequest) -> dict[str, Any]:
         from ..metrics.audio import evaluate_audio
         return evaluate_audio(self, r)
