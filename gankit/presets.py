@@ -474,13 +474,29 @@ PRESETS.update({
     "inpaint": {
         "description": "Iizuka et al. 2017's completion network (dilated convolutions 2-16, batch norm) with Yu et "
                        "al. 2019's SN-PatchGAN on (image, mask), hinge loss, L1 : GAN = 1 : 1, free-form stroke "
-                       "holes of 25% (--set mask=centre|rect|free, mask_fraction=...), known pixels composited "
+                       "holes of 25% (--set mask=centre|rect|free, mask_fraction=...; NAME_mask.png files beside the "
+                       "images are used when present), known pixels composited "
                        "back, Adam 1e-4 betas (0.5, 0.999) (Yu et al.'s code), 64 px photo crops.",
         "recipe": "inpaint",
-        "opts": {"mask": "free", "mask_fraction": 0.25, "gan_loss": "hinge", "adv_weight": 1.0},
+        "opts": {"mask": "auto", "mask_fraction": 0.25, "gan_loss": "hinge", "adv_weight": 1.0},
         "data": {"spec": "photo-crops", "resolution": 64},
         "G": {"image": "completion", "vector": "", "init": "default", "image_kwargs": {"nf": 64}},
         "D": {"image": "sn_patchgan", "vector": "", "init": "default", "image_kwargs": {"nf": 64, "n_layers": 4}},
+        "opt": {"G": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]},
+                "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
+        "batch_size": 16, "kimg": 40.0, "ema_kimg": 0.0, "snapshot_n": 8, "snapshot_kimg": 10.0,
+    },
+    "inpaint-glcic": {
+        "description": "Iizuka et al. 2017 (globally and locally consistent completion): the completion network with "
+                       "a global discriminator on the image and a local one on a half-side crop centred on the hole, "
+                       "concatenated into one score (sec. 3.2), cross-entropy GAN loss, squared error on the hole "
+                       "(eq. 1) + 0.0004 adversarial (eq. 5), 64 px photo crops; Adam 1e-4 instead of their Adadelta.",
+        "recipe": "inpaint",
+        "opts": {"mask": "auto", "mask_fraction": 0.25, "gan_loss": "vanilla", "adv_weight": 0.0004,
+                 "recon": "mse", "hole_weight": 1.0, "valid_weight": 0.0},
+        "data": {"spec": "photo-crops", "resolution": 64},
+        "G": {"image": "completion", "vector": "", "init": "default", "image_kwargs": {"nf": 64}},
+        "D": {"image": "global_local", "vector": "", "init": "default", "image_kwargs": {"nf": 64, "fc": 1024}},
         "opt": {"G": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]},
                 "D": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999]}},
         "batch_size": 16, "kimg": 40.0, "ema_kimg": 0.0, "snapshot_n": 8, "snapshot_kimg": 10.0,

@@ -404,3 +404,62 @@ path_formats.register("lr-hr-folders")(PathFormat(
     provides=lambda cfg: ("superres",),
     load=load_lr_hr_folders,
 ))
+
+
+# ---- image folders with mask files (inpainting) ----------------------------------------------------------------
+
+MASK_SUFFIX = "_mask"          # NAME_mask.png beside NAME.jpg: the hole of that image (pixels > 127)
+
+register_kind("masked_image", "{'image': float [C, R, R] in [-1, 1], 'mask': bool [1, R, R] (True = hole)}")
+
+
+def _mask_files(folder: Path) -> dict[str, Path]:
+    from .imagefiles import list_images
+    return {p.parent.as_posix() + "/" + p.stem[: -len(MASK_SUFFIX)]: p for p in list_images(folder)
+            if p.stem.endswith(MASK_SUFFIX)}
+
+
+def has_mask_files(cfg) -> bool:
+    """Does the (split of the) folder ``cfg.spec`` hold at least one NAME_mask.* file?"""
+    path = Path(cfg.spec)
+    if not path.is_dir() or cfg.spec_b or is_cyclegan_root(path):
+        return False
+    return bool(_mask_files(split_folder(path, cfg.split)))
+
+
+def load_masked_folder(cfg, kind: str = "masked_image") -> ImageMemoryDataset:
+    """Images and their masks (``NAME_mask.*`` beside ``NAME.*``), both brought to data.resolution by the same
+    resize + centre crop (gankit.data.imagefiles); a mask pixel is a hole when its resized gray value > 127."""
+    from .imagefiles import ImageRef, common_resolution, decode_all, warn_skipped
+    folder = split_folder(Path(cfg.spec), cfg.split)
+    masks = _mask_files(folder)
+    files, headers, skipped = scan_folder(folder)
+    pairs = [(p, h) for p, h in zip(files, headers) if not p.stem.endswith(MASK_SUFFIX)]
+    if not pairs:
+        raise no_images_error(folder, skipped)
+    key = lambda p: p.parent.as_posix() + "/" + p.stem  # noqa: E731
+    missing = [p.name for p, _ in pairs if key(p) not in masks]
+    if missing:
+        raise DataError(f"{len(missing)} image(s) in {str(folder)!r} have no mask file beside them (e.g. "
+                        f"{missing[0]}; expected {Path(missing[0]).stem}{MASK_SUFFIX}.png). Give every image a "
+                        f"NAME{MASK_SUFFIX}.png, or move the mask files away to train on generated masks.")
+    resolution = common_resolution([(h.width, h.height) for _, h in pairs], cfg.resolution, str(folder))
+    channels = cfg.channels or (3 if any(h.color for _, h in pairs) else 1)
+    images, failed = decode_all([ImageRef(str(p)) for p, _ in pairs], resolution, channels)
+    holes, failed_masks = decode_all([ImageRef(str(masks[key(p)])) for p, _ in pairs], resolution, 1)
+    if failed or failed_masks:
+        bad = [str(pairs[i][0]) for i in failed] + [str(masks[key(pairs[i][0])]) for i in failed_masks]
+        raise DataError(f"Cannot read {len(bad)} image / mask file(s) in {str(folder)!r}, e.g. {bad[0]}.")
+    warn_skipped(skipped, str(folder))
+    info = DataInfo(name=cfg.spec, kind="masked_image", size=len(images), channels=channels, resolution=resolution,
+                    extras={"storage": "memory", "layout": "image folder with NAME_mask files",
+                            "mask_fraction": float((holes > 127).float().mean()), "skipped_files": len(skipped)})
+    return ImageMemoryDataset({"image": images, "mask": holes > 127}, info)
+
+
+path_formats.register("masked-image-folder")(PathFormat(
+    about="inpainting: a folder of images with their hole masks beside them (NAME_mask.png next to NAME.jpg)",
+    matches=has_mask_files,
+    provides=lambda cfg: ("masked_image",),
+    load=load_masked_folder,
+))

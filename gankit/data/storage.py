@@ -25,7 +25,7 @@ from .base import DataInfo, MemoryDataset
 from .imagefiles import ImageRef, decode_all, load_image, warn_skipped
 
 MEMORY_LIMIT_BYTES = 2 * 2**30      # image sets estimated above this (as uint8) are decoded lazily
-IMAGE_KEYS = ("image", "a", "b")    # the item keys that hold images (see base.py)
+IMAGE_KEYS = ("image", "a", "b", "mask")    # the item keys that hold images (see base.py), mirrored by xflip
 
 
 def fits_in_memory(nbytes: int) -> bool:

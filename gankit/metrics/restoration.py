@@ -260,12 +260,15 @@ def evaluate_inpaint(inpaint: Any, data_cfg: Any, mask_kind: str, mask_fraction:
                      *, n: int | None = None, batch_size: int = 16, split: str = "test", mask_seed: int = 0,
                      device: Any = None, baselines: bool = True, **image_options: Any) -> dict[str, Any]:
     """``inpaint(images [N, C, H, W] in [-1, 1], masks bool [N, 1, H, W]) -> completed`` on the held-out images,
-    masks ``mask_batch(mask_kind, ..., seed=mask_seed)`` (mask i for image i: the same for every model)."""
+    masks ``mask_batch(mask_kind, ..., seed=mask_seed)`` (mask i for image i: the same for every model), or with
+    ``mask_kind = "files"`` each test image's own mask file (NAME_mask.png beside it: data of kind masked_image)."""
     from ..data.masks import check_mask_args, mask_batch
     start = time.perf_counter()
-    check_mask_args(mask_kind, mask_fraction)
+    files = mask_kind == "files"
+    if not files:
+        check_mask_args(mask_kind, mask_fraction)
     names = _names(metric_names, INPAINT_METRICS, INPAINT_METRICS)
-    ds, desc = held_out(data_cfg, split, ("image",))
+    ds, desc = held_out(data_cfg, split, ("masked_image",) if files else ("image",))
     total = len(ds) if n is None else min(n, len(ds))
     if total < 1:
         raise ConfigError(f"n must be at least 1, got {n}.")
@@ -276,7 +279,8 @@ def evaluate_inpaint(inpaint: Any, data_cfg: Any, mask_kind: str, mask_fraction:
     for idx, batch in _batches(ds, total, batch_size):
         real = batch["image"]
         h, w = real.shape[-2:]
-        masks = mask_batch(mask_kind, len(idx), h, w, mask_fraction, seed=mask_seed, first=int(idx[0]))
+        masks = batch["mask"].bool() if files else \
+            mask_batch(mask_kind, len(idx), h, w, mask_fraction, seed=mask_seed, first=int(idx[0]))
         real_u8 = to_uint8(real)
         out_u8 = to_uint8(inpaint(real, masks).float().cpu())
         known_exact &= bool(torch.equal(out_u8[~masks.expand_as(out_u8)], real_u8[~masks.expand_as(real_u8)]))
@@ -302,7 +306,8 @@ def evaluate_inpaint(inpaint: Any, data_cfg: Any, mask_kind: str, mask_fraction:
     protocol = {
         "task": "inpainting", "device": str(device or "cpu"), "n_gen": total, "n_ref": total,
         "generated": {"kind": "inpainter", "inputs": f"the first {total} of the {desc['split']} split"},
-        "data": desc, "masks": {"kind": mask_kind, "fraction": mask_fraction, "seed": mask_seed},
+        "data": desc, "masks": {"kind": mask_kind, "fraction": ds.info.extras.get("mask_fraction") if files else mask_fraction,
+                  "seed": None if files else mask_seed},
         "known_pixels_exact": known_exact,
         "baselines": "meanfill: mean colour of the known pixels; biharmonic: skimage.restoration.inpaint_biharmonic"
         if baselines else "none", "quantisation": f"outputs: {QUANTISATION}",

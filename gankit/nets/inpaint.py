@@ -119,3 +119,86 @@ class SNPatchGAN(nn.Module):
 
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)                                                   # [N, score_channels, H / 2^L, W / 2^L]
+
+
+def local_box(mask: torch.Tensor, side: int) -> torch.Tensor:
+    """Top-left corners [N, 2] (row, column) of the ``side`` x ``side`` crops centred on each hole: the centre of
+    the bounding box of ``mask[i] > 0.5`` ([N, 1, H, W]; the image centre when there is no hole), moved inside
+    the image when the hole is near a border (Iizuka et al. 2017 sec. 3.2: "a 128x128-pixel image patch centered
+    around the completed region")."""
+    n, _, h, w = mask.shape
+    hole = mask[:, 0] > 0.5                                                    # [N, H, W]
+    rows, cols = hole.any(2), hole.any(1)                                      # [N, H], [N, W]
+    corners = []
+    for i in range(n):
+        ys, xs = rows[i].nonzero(), cols[i].nonzero()
+        cy = (int(ys[0]) + int(ys[-1]) + 1) / 2 if len(ys) else h / 2          # bounding-box centre (pixel edges)
+        cx = (int(xs[0]) + int(xs[-1]) + 1) / 2 if len(xs) else w / 2
+        top = min(max(int(round(cy - side / 2)), 0), h - side)
+        left = min(max(int(round(cx - side / 2)), 0), w - side)
+        corners.append((top, left))
+    return torch.tensor(corners, dtype=torch.long).reshape(n, 2)
+
+
+def _conv_stack(c_in: int, nf: int, n_layers: int, norm: str) -> tuple[nn.Sequential, int]:
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        c_out = nf * min(2 ** i, 8)                                            # 64, 128, 256, 512, 512, 512
+        conv = nn.Conv2d(c_in, c_out, 5, 2, 2, bias=norm != "batch")
+        layers += [spectral_norm(conv) if norm == "spectral" else conv,
+                   nn.BatchNorm2d(c_out) if norm == "batch" else nn.Identity(), nn.ReLU()]
+        c_in = c_out
+    return nn.Sequential(*layers), c_in
+
+
+NORMS = ("batch", "spectral", "none")
+
+
+@discriminators.register("global_local")
+class GlobalLocalDiscriminator(nn.Module):
+    """Iizuka et al. 2017 (sec. 3.2, table 2): a global discriminator on the whole image and a local one on a
+    crop of half the side centred on the hole, each ending in a fully connected layer of ``fc`` (1024) units;
+    their outputs are concatenated (2 fc) and a last fully connected layer gives one score per image.
+
+    Input: the image with its hole mask as the last channel ([N, C + 1, R, R], the inpaint recipe's D input);
+    the mask places the local crop and, with ``see_mask`` (default off, as in the paper), is also an input
+    channel of both networks. Convolutions 5x5 stride 2 with batch norm + ReLU: global log2(R / 4) layers
+    (6 at 256 px), local log2(R / 8) (5 at 128 px), nf, 2 nf, 4 nf, 8 nf, 8 nf, ... channels (nf = 64).
+    Output: raw scores [N] (the paper's sigmoid is in the loss)."""
+    kind = "image"
+    test_interface = {"in_channels": 4, "resolution": 32}
+
+    def __init__(self, in_channels: int, resolution: int, nf: int = 64, fc: int = 1024, norm: str = "batch",
+                 see_mask: bool = False):
+        super().__init__()
+        check_choice(norm, NORMS, "norm", "global_local")
+        if resolution < 16 or resolution & (resolution - 1):
+            raise ConfigError(f"global_local: the resolution must be a power of two >= 16, got {resolution}.")
+        if in_channels < 2:
+            raise ConfigError(f"global_local: the input is the image plus its mask channel, got {in_channels} "
+                              "channel(s).")
+        self.see_mask = see_mask
+        self.local_side = resolution // 2
+        c_in = in_channels if see_mask else in_channels - 1
+        n_global = min(6, (resolution // 4).bit_length() - 1)                  # 256 -> 6 (4x4 left), 64 -> 4
+        n_local = min(5, (self.local_side // 4).bit_length() - 1)              # 128 -> 5 (4x4 left), 32 -> 3
+        self.global_convs, cg = _conv_stack(c_in, nf, n_global, norm)
+        self.local_convs, cl = _conv_stack(c_in, nf, n_local, norm)
+        g_side, l_side = resolution >> n_global, self.local_side >> n_local
+        linear = lambda a, b: spectral_norm(nn.Linear(a, b)) if norm == "spectral" else nn.Linear(a, b)  # noqa: E731
+        self.global_fc = nn.Sequential(nn.Flatten(), linear(cg * g_side * g_side, fc), nn.ReLU())
+        self.local_fc = nn.Sequential(nn.Flatten(), linear(cl * l_side * l_side, fc), nn.ReLU())
+        self.head = linear(2 * fc, 1)
+
+    def crops(self, x: torch.Tensor) -> torch.Tensor:
+        """The local discriminator's input: [N, C(+1), R/2, R/2] crops of ``x`` centred on each hole."""
+        s = self.local_side
+        corners = local_box(x[:, -1:], s)
+        return torch.stack([x[i, :, t:t + s, l:l + s] for i, (t, l) in enumerate(corners.tolist())])
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        local = self.crops(x)                                                  # [N, C + 1, R/2, R/2]
+        if not self.see_mask:
+            x, local = x[:, :-1], local[:, :-1]
+        both = torch.cat([self.global_fc(self.global_convs(x)), self.local_fc(self.local_convs(local))], 1)
+        return self.head(both).reshape(-1)                                     # [N]

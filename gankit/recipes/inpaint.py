@@ -2,10 +2,13 @@
 and the "inpaint" sampler kind.
 
 Each step draws one hole mask per image (``mask`` = centre | rect | free, ``mask_fraction`` of the area;
-gankit.data.masks, seeded by the step so resume is exact), blanks the holes (x (1 - m): 0, mid-grey), and
+gankit.data.masks, seeded by the step so resume is exact), or takes each image's own mask when the data has them
+(``mask`` = files, or auto, the default: files when the image folder holds NAME_mask.png beside NAME.jpg, i.e.
+data of kind masked_image, else free), blanks the holes (x (1 - m): 0, mid-grey), and
 
     G(x (1 - m), m) = y_hat;  composite x_c = m y_hat + (1 - m) x  (the known pixels are kept exactly)
     L_G = hole_weight |m (y_hat - x)|_1 / N + valid_weight |(1 - m)(y_hat - x)|_1 / N + adv_weight L_adv
+          (recon=mse: squared errors, Iizuka et al. 2017 eq. 1, with valid_weight 0 and adv_weight 0.0004, eq. 5)
           (L1 per element over the whole image, as Liu et al. 2018 normalise their hole / valid terms; 1 : 1 is
           Yu et al. 2019's plain L1 on the output, sec. 4)
     hinge (SN-PatchGAN, Yu et al. 2019 eq. 2-3, on every output element):
@@ -13,6 +16,8 @@ gankit.data.masks, seeded by the step so resume is exact), blanks the holes (x (
     vanilla (Iizuka et al. 2017 eq. 2-3 style): cross-entropy with the non-saturating G target
 
 D sees the image with its mask as an extra channel (Yu et al. sec. 3.2). Default weights: Yu et al.'s 1 : 1.
+Discriminators: SN-PatchGAN (``D.image=sn_patchgan``, the preset's) or Iizuka et al.'s global + local pair
+(``D.image=global_local``, the ``inpaint-glcic`` preset: the mask channel places the local crop on the hole).
 """
 from __future__ import annotations
 
@@ -31,16 +36,19 @@ from .base import Recipe, StepContext, check_data_kind, recipes
 from .translation import adversarial_loss, eval_mode
 
 GAN_LOSSES = ("hinge", "vanilla")
+RECONS = ("l1", "mse")
+FILE_MASKS = ("auto", "files")      # besides gankit.data.masks.MASK_KINDS
 
 
 @dataclass
 class InpaintOptions:
-    mask: str = "free"              # centre | rect | free (Yu et al. 2019's strokes)
+    mask: str = "auto"              # centre | rect | free (Yu et al. 2019's strokes) | files | auto (files if any)
     mask_fraction: float = 0.25     # share of the image area in the hole
     hole_weight: float = 1.0        # L1 on the hole (Yu et al. 2019: 1)
     valid_weight: float = 1.0       # L1 on the known region (Yu et al. 2019: 1)
     adv_weight: float = 1.0         # Yu et al. 2019 sec. 4: "loss balancing hyper-parameter 1 : 1"
     gan_loss: str = "hinge"         # hinge (SN-PatchGAN) | vanilla (cross-entropy)
+    recon: str = "l1"               # l1 (Yu et al. 2019) | mse (Iizuka et al. 2017 eq. 1, squared error)
 
 
 def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -60,21 +68,31 @@ def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
 @recipes.register("inpaint")
 class InpaintRecipe(Recipe):
     Options = InpaintOptions
-    data_kinds = ("image",)
+    data_kinds = ("masked_image", "image")      # image folders with NAME_mask files first, else any images
     generator_names = ("G",)
     discriminator_names = ("D",)
     sampler_kind = "inpaint"
 
     def __init__(self, nets, opts: InpaintOptions, info, seed: int = 0):
         super().__init__(nets, opts, info)
-        from ..data.masks import check_mask_args
+        from ..data.masks import MASK_KINDS, check_mask_args
         from ..errors import DataError
+        has_files = info.kind == "masked_image"
+        if opts.mask not in MASK_KINDS + FILE_MASKS:
+            raise ConfigError(f"inpaint: mask must be one of {', '.join(MASK_KINDS + FILE_MASKS)}, got {opts.mask!r}.")
+        if opts.mask == "files" and not has_files:
+            raise ConfigError(f"inpaint: mask=files needs mask files beside the training images (NAME_mask.png next "
+                              f"to NAME.jpg in the --data folder); {info.name!r} has none. Use mask=centre|rect|free.")
+        # The hole kind of training: the data's own masks, or generated ones (auto: files when there are any).
+        self.mask_kind = ("files" if has_files else "free") if opts.mask == "auto" else opts.mask
         try:
-            check_mask_args(opts.mask, opts.mask_fraction)
+            check_mask_args("free" if self.mask_kind == "files" else self.mask_kind, opts.mask_fraction)
         except DataError as e:
             raise ConfigError(str(e)) from None
         if opts.gan_loss not in GAN_LOSSES:
             raise ConfigError(f"inpaint: gan_loss must be one of {', '.join(GAN_LOSSES)}, got {opts.gan_loss!r}.")
+        if opts.recon not in RECONS:
+            raise ConfigError(f"inpaint: recon must be one of {', '.join(RECONS)}, got {opts.recon!r}.")
         for k in ("hole_weight", "valid_weight", "adv_weight"):
             if getattr(opts, k) < 0:
                 raise ConfigError(f"inpaint: {k} must be >= 0, got {getattr(opts, k)}.")
@@ -94,13 +112,17 @@ class InpaintRecipe(Recipe):
         return cls({"G": G, "D": D}, opts, info, cfg.seed)
 
     # ---- objective ----------------------------------------------------------------------------------------
-    def step_masks(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """This rank's masks [n, 1, H, W] (float, 1 = hole) of step ``ctx.step``: rows [r n, (r+1) n) of the
-        W n masks one process would draw, seeded by (seed, step); D and G of one step share them."""
+    def step_masks(self, images: torch.Tensor, ctx: StepContext, batch_mask: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+        """This rank's masks [n, 1, H, W] (float, 1 = hole) of step ``ctx.step``: the batch's own (``mask`` key,
+        mask files) or rows [r n, (r+1) n) of the W n masks one process would draw, seeded by (seed, step); D and
+        G of one step share them."""
         from ..data.masks import mask_batch
         n, (h, w) = len(images), images.shape[-2:]
+        if self.mask_kind == "files":
+            return batch_mask.to(images.device, torch.float32)
         if self._masks is None or self._masks[0] != ctx.step or len(self._masks[1]) != n:
-            masks = mask_batch(self.opts.mask, n, h, w, self.opts.mask_fraction, seed=(self.seed, ctx.step),
+            masks = mask_batch(self.mask_kind, n, h, w, self.opts.mask_fraction, seed=(self.seed, ctx.step),
                                first=ctx.rank * n)
             self._masks = (ctx.step, masks.to(images.device, torch.float32))
         return self._masks[1]
@@ -114,7 +136,7 @@ class InpaintRecipe(Recipe):
     def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         G, D = self.nets["G"], self.nets["D"]
         real = batch["image"]
-        m = self.step_masks(real, ctx)
+        m = self.step_masks(real, ctx, batch.get("mask"))
         with torch.no_grad():
             _, fake = self.complete(G, real, m)
         real_out, fake_out = D(torch.cat([real, m], 1)), D(torch.cat([fake, m], 1))
@@ -127,23 +149,28 @@ class InpaintRecipe(Recipe):
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         G, D = self.nets["G"], self.nets["D"]
         real = batch["image"]
-        m = self.step_masks(real, ctx)
+        m = self.step_masks(real, ctx, batch.get("mask"))
         raw, fake = self.complete(G, real, m)
-        err = (raw - real).abs()                                          # [N, C, H, W]
+        err = (raw - real).abs() if self.opts.recon == "l1" else (raw - real).square()   # [N, C, H, W]
         hole, valid = (err * m).mean(), (err * (1 - m)).mean()
         out = D(torch.cat([fake, m], 1))
         adv = -out.mean() if self.opts.gan_loss == "hinge" else adversarial_loss(out, True, "vanilla")
         loss = self.opts.hole_weight * hole + self.opts.valid_weight * valid + self.opts.adv_weight * adv
-        return {"loss": loss, "l1_hole": hole.detach(), "l1_valid": valid.detach(), "g_adv": adv.detach()}
+        r = self.opts.recon                                               # l1_hole / mse_hole ...
+        return {"loss": loss, f"{r}_hole": hole.detach(), f"{r}_valid": valid.detach(), "g_adv": adv.detach()}
 
     # ---- using the trained model --------------------------------------------------------------------------
     def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:
         from ..data.masks import mask_batch
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(dataset), generator=g)[: min(n, len(dataset))]
-        images = dataset.get_batch(idx)["image"] if hasattr(dataset, "get_batch") else \
-            torch.stack([dataset[int(i)]["image"] for i in idx])
-        masks = mask_batch(self.opts.mask, len(idx), *images.shape[-2:], self.opts.mask_fraction, seed=(seed, 1))
+        items = dataset.get_batch(idx) if hasattr(dataset, "get_batch") else \
+            {k: torch.stack([dataset[int(i)][k] for i in idx]) for k in dataset[0]}
+        images = items["image"]
+        if self.mask_kind == "files":
+            masks = items["mask"].bool()
+        else:
+            masks = mask_batch(self.mask_kind, len(idx), *images.shape[-2:], self.opts.mask_fraction, seed=(seed, 1))
         return {"image": images.detach().cpu().clone(), "mask": masks}
 
     @torch.no_grad()
@@ -229,7 +256,7 @@ class Inpainter(Sampler):
         if r.metrics:
             self.check_metrics(r.metrics.split(",") if isinstance(r.metrics, str) else r.metrics)
         opts = self.recipe.opts
-        result = evaluate_inpaint(self, data_cfg, r.options.get("mask", opts.mask),
+        result = evaluate_inpaint(self, data_cfg, r.options.get("mask", self.recipe.mask_kind),
                                   float(r.options.get("mask_fraction", opts.mask_fraction)), r.metrics, n=r.n,
                                   batch_size=min(r.batch_size, 32), split=r.split or "test", device=r.device,
                                   baselines=bool(r.options.get("baselines", True)), extractor=r.extractor,
