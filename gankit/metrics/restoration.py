@@ -12,6 +12,13 @@ Super-resolution (the Set5 / Set14 protocol, e.g. Ledig et al. 2017 sec. 3.1, Wa
     the bicubic baseline (``bicubic_*``): the LR image upsampled with the resize method that made it (PIL
     bicubic, or MATLAB-style bicubic for degrade=matlab), always in the same table.
 
+Both (on request, ``metrics=[..., lpips]``):
+    lpips     LPIPS-VGG (Zhang et al. 2018; torchmetrics' network and linear heads) of each output against its
+              truth, at the images' own size, averaged (lower = perceptually closer); the VGG16 backbone is a
+              torchvision ``vgg16`` state dict given by path (``--set lpips_weights=PATH``; loaded by
+              gankit.projector.LPIPSDistance, nothing is downloaded). Without it the metric is refused before
+              anything is evaluated. Baselines get theirs too (``bicubic_lpips`` ...).
+
 Inpainting (masks: gankit.data.masks, seeded per test image):
     hole_l1    mean |completed - truth| over the hole pixels, on the 0..1 scale
     hole_psnr  PSNR (peak 255) of the hole pixels only, per image, averaged
@@ -23,6 +30,7 @@ Outputs are quantised with ``gankit.images.to_uint8`` first, exactly as saved fi
 """
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from typing import Any, Iterable
@@ -39,6 +47,7 @@ BT601 = (65.481, 128.553, 24.966)          # x 1/255 on 0..255 RGB, + 16 (ITU-R 
 SR_METRICS = ("psnr_y", "ssim_y", "hf_ratio")
 INPAINT_METRICS = ("hole_l1", "hole_psnr")
 IMAGE_METRICS = ("fid", "kid")             # distribution metrics a restoration sampler can add on request
+PAIR_METRICS = ("lpips",)                  # per-pair metrics needing weights by path, on request
 
 
 def _pick(name: str):
@@ -52,7 +61,8 @@ for _name, _better, _about in (
         ("ssim_y", True, "SSIM of the BT.601 luma with the scale-sized border cropped, super-resolution"),
         ("hf_ratio", True, "high-frequency power share of outputs / that of the targets (1 = as sharp as the truth)"),
         ("hole_l1", False, "mean absolute error over the hole pixels (0..1 scale), inpainting"),
-        ("hole_psnr", True, "PSNR over the hole pixels (dB), inpainting")):
+        ("hole_psnr", True, "PSNR over the hole pixels (dB), inpainting"),
+        ("lpips", False, "LPIPS-VGG of each output against its truth (needs --set lpips_weights=PATH)")):
     metrics.register(_name)(MetricSpec(name=_name, values=(_name,), output="pairs", needs_ref=False,
                                        keep_gen=False, keep_ref=False, compute=_pick(_name), needs_moments=False,
                                        higher_is_better=_better, description=_about))
@@ -111,6 +121,47 @@ def hole_errors(pred_u8: torch.Tensor, target_u8: torch.Tensor, mask: torch.Tens
     l1 = (diff.abs() * m).sum(dim=(1, 2, 3)) / count / 255.0
     mse = (diff ** 2 * m).sum(dim=(1, 2, 3)) / count
     return l1, 10 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-12))
+
+
+def lpips_network(weights: str | None) -> torch.nn.Module:
+    """torchmetrics' LPIPS-VGG network with the VGG16 backbone from ``weights`` (gankit.projector.LPIPSDistance's
+    loading: a torchvision vgg16 state dict, checked key by key), or a ConfigError when there is no file."""
+    if not weights:
+        raise ConfigError("The lpips metric needs LPIPS's VGG16 backbone weights by path: --set lpips_weights=PATH "
+                          "(a torchvision vgg16 state dict with features.* keys; nothing is downloaded), or leave "
+                          "lpips out of the metrics.")
+    try:
+        from pathlib import Path
+        stat = Path(weights).stat()
+        return _cached_lpips(str(Path(weights).resolve()), stat.st_mtime_ns, stat.st_size)
+    except FileNotFoundError:
+        raise ConfigError(f"lpips_weights: {str(weights)!r} does not exist: give a torchvision vgg16 state dict "
+                          "(.pth).") from None
+    except ConfigError as e:
+        raise ConfigError(f"lpips_weights: {e}") from None
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_lpips(path: str, mtime_ns: int, size: int) -> torch.nn.Module:
+    """One load per weights file (and version of it): evaluations during training reuse the network."""
+    from ..projector import LPIPSDistance
+    return LPIPSDistance(path).lpips
+
+
+def check_lpips_weights(metric_names: Any, weights: str) -> None:
+    """Before training: a run asking for lpips must have loadable backbone weights (ConfigError otherwise)."""
+    if any(str(m).partition("@")[0] == "lpips" for m in (metric_names or ())):
+        lpips_network(weights)
+
+
+def lpips_pairs(network: torch.nn.Module, a_u8: torch.Tensor, b_u8: torch.Tensor) -> torch.Tensor:
+    """Per-pair LPIPS [N] of uint8 [N, C, H, W] images at their own size (gray repeated to RGB), in float64 out."""
+    device = next(network.parameters()).device
+    a, b = (x.to(device, torch.float32) / 127.5 - 1.0 for x in (a_u8, b_u8))
+    if a.shape[1] == 1:
+        a, b = a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1)
+    with torch.no_grad():
+        return network(a, b).reshape(-1).double().cpu()
 
 
 # ---- baselines -------------------------------------------------------------------------------------------------
@@ -194,22 +245,24 @@ def _batches(ds: Any, n: int, batch_size: int):
 
 
 def evaluate_superres(upscale: Any, data_cfg: Any, metric_names: Any = None, *, n: int | None = None,
-                      batch_size: int = 16, split: str = "test", device: Any = None, **image_options: Any
-                      ) -> dict[str, Any]:
+                      batch_size: int = 16, split: str = "test", device: Any = None, lpips_weights: str = "",
+                      **image_options: Any) -> dict[str, Any]:
     """``upscale(lr [N, C, h, w] in [-1, 1]) -> [N, C, s h, s w]`` on the held-out split of superres data.
 
     Returns an evaluation card: ``metrics`` holds the model's numbers and the bicubic baseline's
     (``bicubic_psnr_y`` ...), ``protocol`` how they were computed.
     """
     start = time.perf_counter()
-    names = _names(metric_names, SR_METRICS, SR_METRICS)
+    names = _names(metric_names, SR_METRICS, SR_METRICS + PAIR_METRICS)
+    lpips_net = lpips_network(lpips_weights).to(device or "cpu") if "lpips" in names else None   # before any work
     ds, desc = held_out(data_cfg, split, ("superres",))
     scale = int(ds.info.extras["scale"])
     method = "matlab" if "matlab" in str(ds.info.extras.get("degrade", "")) else "bicubic"
     total = len(ds) if n is None else min(n, len(ds))
     if total < 1:
         raise ConfigError(f"n must be at least 1, got {n}.")
-    sums = {k: 0.0 for k in ("psnr_y", "ssim_y", "hf_out", "bicubic_psnr_y", "bicubic_ssim_y", "hf_bicubic", "hf_hr")}
+    sums = {k: 0.0 for k in ("psnr_y", "ssim_y", "hf_out", "bicubic_psnr_y", "bicubic_ssim_y", "hf_bicubic", "hf_hr",
+                             "lpips", "bicubic_lpips")}
     outputs = []
     for _, batch in _batches(ds, total, batch_size):
         lr, hr = batch["a"], batch["b"]
@@ -222,6 +275,8 @@ def evaluate_superres(upscale: Any, data_cfg: Any, metric_names: Any = None, *, 
         for key, img in (("", sr_u8), ("bicubic_", bic_u8)):
             sums[key + "psnr_y"] += float(psnr_y(img, hr_u8, scale).sum())
             sums[key + "ssim_y"] += float(ssim_y(img, hr_u8, scale).sum())
+            if lpips_net is not None:
+                sums[key + "lpips"] += float(lpips_pairs(lpips_net, img, hr_u8).sum())
         sums["hf_out"] += float(high_frequency_share(sr_u8).sum())
         sums["hf_bicubic"] += float(high_frequency_share(bic_u8).sum())
         sums["hf_hr"] += float(high_frequency_share(hr_u8).sum())
@@ -229,7 +284,7 @@ def evaluate_superres(upscale: Any, data_cfg: Any, metric_names: Any = None, *, 
             outputs.append(sr_u8)
     mean = {k: v / total for k, v in sums.items()}
     values: dict[str, Any] = {}
-    own = [m for m in names if m in SR_METRICS]
+    own = [m for m in names if m in SR_METRICS + PAIR_METRICS]
     for m in own:
         if m == "hf_ratio":
             values["hf_ratio"] = mean["hf_out"] / max(mean["hf_hr"], 1e-12)
@@ -238,7 +293,8 @@ def evaluate_superres(upscale: Any, data_cfg: Any, metric_names: Any = None, *, 
     for m in own:
         values["bicubic_" + m] = mean["hf_bicubic"] / max(mean["hf_hr"], 1e-12) if m == "hf_ratio" \
             else mean["bicubic_" + m]
-    per_metric = {m: {"metric": m, "n_gen": total, "border": scale, "against": "HR targets"} for m in own}
+    per_metric = {m: {"metric": m, "n_gen": total, "border": 0 if m == "lpips" else scale, "against": "HR targets"}
+                  for m in own}
     image_req = [m for m in names if m.partition("@")[0] in IMAGE_METRICS]
     if image_req:
         hr_all = torch.cat([to_uint8(b["b"]) for _, b in _batches(ds, total, batch_size)])
@@ -258,7 +314,8 @@ def evaluate_superres(upscale: Any, data_cfg: Any, metric_names: Any = None, *, 
 
 def evaluate_inpaint(inpaint: Any, data_cfg: Any, mask_kind: str, mask_fraction: float, metric_names: Any = None,
                      *, n: int | None = None, batch_size: int = 16, split: str = "test", mask_seed: int = 0,
-                     device: Any = None, baselines: bool = True, **image_options: Any) -> dict[str, Any]:
+                     device: Any = None, baselines: bool = True, lpips_weights: str = "", **image_options: Any
+                     ) -> dict[str, Any]:
     """``inpaint(images [N, C, H, W] in [-1, 1], masks bool [N, 1, H, W]) -> completed`` on the held-out images,
     masks ``mask_batch(mask_kind, ..., seed=mask_seed)`` (mask i for image i: the same for every model), or with
     ``mask_kind = "files"`` each test image's own mask file (NAME_mask.png beside it: data of kind masked_image)."""
@@ -267,13 +324,14 @@ def evaluate_inpaint(inpaint: Any, data_cfg: Any, mask_kind: str, mask_fraction:
     files = mask_kind == "files"
     if not files:
         check_mask_args(mask_kind, mask_fraction)
-    names = _names(metric_names, INPAINT_METRICS, INPAINT_METRICS)
+    names = _names(metric_names, INPAINT_METRICS, INPAINT_METRICS + PAIR_METRICS)
+    lpips_net = lpips_network(lpips_weights).to(device or "cpu") if "lpips" in names else None   # before any work
     ds, desc = held_out(data_cfg, split, ("masked_image",) if files else ("image",))
     total = len(ds) if n is None else min(n, len(ds))
     if total < 1:
         raise ConfigError(f"n must be at least 1, got {n}.")
     methods = ["", "meanfill_", "biharmonic_"] if baselines else [""]
-    sums = {m + k: 0.0 for m in methods for k in INPAINT_METRICS}
+    sums = {m + k: 0.0 for m in methods for k in INPAINT_METRICS + PAIR_METRICS}
     completed_all, real_all = [], []
     known_exact = True
     for idx, batch in _batches(ds, total, batch_size):
@@ -292,9 +350,11 @@ def evaluate_inpaint(inpaint: Any, data_cfg: Any, mask_kind: str, mask_fraction:
             l1, psnr = hole_errors(img, real_u8, masks)
             sums[prefix + "hole_l1"] += float(l1.sum())
             sums[prefix + "hole_psnr"] += float(psnr.sum())
+            if lpips_net is not None:
+                sums[prefix + "lpips"] += float(lpips_pairs(lpips_net, img, real_u8).sum())
         completed_all.append(out_u8)
         real_all.append(real_u8)
-    own = [m for m in names if m in INPAINT_METRICS]
+    own = [m for m in names if m in INPAINT_METRICS + PAIR_METRICS]
     values: dict[str, Any] = {p + m: sums[p + m] / total for p in methods for m in own}
     per_metric = {m: {"metric": m, "n_gen": total, "against": "the test images under the holes"} for m in own}
     image_req = [m for m in names if m.partition("@")[0] in IMAGE_METRICS]

@@ -49,6 +49,7 @@ class InpaintOptions:
     adv_weight: float = 1.0         # Yu et al. 2019 sec. 4: "loss balancing hyper-parameter 1 : 1"
     gan_loss: str = "hinge"         # hinge (SN-PatchGAN) | vanilla (cross-entropy)
     recon: str = "l1"               # l1 (Yu et al. 2019) | mse (Iizuka et al. 2017 eq. 1, squared error)
+    lpips_weights: str = ""         # torchvision vgg16 state dict (path) for the lpips metric (evaluation only)
 
 
 def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -103,6 +104,8 @@ class InpaintRecipe(Recipe):
     def from_config(cls, cfg: Any, info: Any) -> "InpaintRecipe":
         check_data_kind(cls, "inpaint", info)
         opts = cls.parse_options(cfg.opts)
+        from ..metrics.restoration import check_lpips_weights
+        check_lpips_weights(cfg.metrics, opts.lpips_weights)          # refused before training, not at the first eval
         if getattr(generators.get(cfg.G.image), "kind", None) != "inpainter":
             valid = [n for n, c in generators.items() if getattr(c, "kind", None) == "inpainter"]
             raise ConfigError(f"G.image = {cfg.G.image!r} is not an inpainter. Valid choices: {', '.join(valid)}.")
@@ -239,11 +242,11 @@ class Inpainter(Sampler):
 
     @classmethod
     def check_metrics(cls, names: Sequence[str]) -> None:
-        from ..metrics.restoration import IMAGE_METRICS, INPAINT_METRICS
-        bad = [m for m in names if str(m).partition("@")[0] not in INPAINT_METRICS + IMAGE_METRICS]
+        from ..metrics.restoration import IMAGE_METRICS, PAIR_METRICS, INPAINT_METRICS
+        bad = [m for m in names if str(m).partition("@")[0] not in INPAINT_METRICS + PAIR_METRICS + IMAGE_METRICS]
         if bad:
             raise ConfigError(f"Metrics {bad} do not apply to inpainting. Valid: "
-                              f"{', '.join(INPAINT_METRICS + IMAGE_METRICS)}.")
+                              f"{', '.join(INPAINT_METRICS + PAIR_METRICS + IMAGE_METRICS)}.")
 
     def evaluate(self, r: EvalRequest) -> dict[str, Any]:
         import dataclasses
@@ -260,7 +263,8 @@ class Inpainter(Sampler):
                                   float(r.options.get("mask_fraction", opts.mask_fraction)), r.metrics, n=r.n,
                                   batch_size=min(r.batch_size, 32), split=r.split or "test", device=r.device,
                                   baselines=bool(r.options.get("baselines", True)), extractor=r.extractor,
-                                  inception_weights=r.inception_weights, download=r.download)
+                                  inception_weights=r.inception_weights, download=r.download,
+                                   lpips_weights=r.options.get("lpips_weights", self.recipe.opts.lpips_weights))
         d, m = result["protocol"]["data"], result["protocol"]["masks"]
         result["note"] = (f"{m['kind']} holes of {m['fraction']:.0%} on {d['spec']!r} split {d['split']}"
                           f"{'' if d['held_out'] else ' (NOT held out)'}; meanfill_* / biharmonic_* = baselines")

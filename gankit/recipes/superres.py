@@ -71,6 +71,7 @@ def step_schedule(progress: float, step_at: float) -> float:
 class SRResNetOptions:
     pixel_loss: str = "mse"         # mse (Ledig et al. eq. 4) | l1 (ESRGAN's PSNR-oriented model, sec. 4.1)
     lr_step: float = 1.0            # fraction of training after which the lr drops x 0.1 (1 = never)
+    lpips_weights: str = ""         # torchvision vgg16 state dict (path) for the lpips metric (evaluation only)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class SRGANOptions:
     pixel_loss: str = "mse"         # loss of the G_pre phase (SRResNet's)
     pretrain_kimg: float = 0.0      # G-only pixel-loss phase first (0 = none: --init-from an srresnet run)
     lr_step: float = 1.0            # sec. 3.2: 1e-4, then 1e-5 (lr_step 0.5 of the adversarial run)
+    lpips_weights: str = ""         # torchvision vgg16 state dict (path) for the lpips metric (evaluation only)
 
 
 @dataclass
@@ -95,6 +97,7 @@ class ESRGANOptions:
     pixel_loss: str = "l1"          # loss of the G_pre phase (the PSNR-oriented RRDB net, sec. 4.1)
     pretrain_kimg: float = 0.0
     lr_step: float = 1.0            # sec. 4.1 halves the lr at 50k, 100k, 200k, 300k iterations; one x0.1 step here
+    lpips_weights: str = ""         # torchvision vgg16 state dict (path) for the lpips metric (evaluation only)
 
 
 class SuperResRecipe(Recipe):
@@ -119,6 +122,8 @@ class SuperResRecipe(Recipe):
         name = cfg.recipe
         check_data_kind(cls, name, info)
         opts = cls.parse_options(cfg.opts)
+        from ..metrics.restoration import check_lpips_weights
+        check_lpips_weights(cfg.metrics, opts.lpips_weights)          # refused before training, not at the first eval
         if "scale" not in info.extras:
             raise ConfigError(f"{name}: the data has no scale (superres data made by gankit.data.restoration).")
         if getattr(generators.get(cfg.G.image), "kind", None) != "upscaler":
@@ -357,11 +362,11 @@ class Upscaler(Sampler):
 
     @classmethod
     def check_metrics(cls, names: Sequence[str]) -> None:
-        from ..metrics.restoration import IMAGE_METRICS, SR_METRICS
-        bad = [m for m in names if str(m).partition("@")[0] not in SR_METRICS + IMAGE_METRICS]
+        from ..metrics.restoration import IMAGE_METRICS, PAIR_METRICS, SR_METRICS
+        bad = [m for m in names if str(m).partition("@")[0] not in SR_METRICS + PAIR_METRICS + IMAGE_METRICS]
         if bad:
             raise ConfigError(f"Metrics {bad} do not apply to super-resolution. Valid: "
-                              f"{', '.join(SR_METRICS + IMAGE_METRICS)}.")
+                              f"{', '.join(SR_METRICS + PAIR_METRICS + IMAGE_METRICS)}.")
 
     def evaluate(self, r: EvalRequest) -> dict[str, Any]:
         import dataclasses
@@ -375,7 +380,8 @@ class Upscaler(Sampler):
             self.check_metrics(r.metrics.split(",") if isinstance(r.metrics, str) else r.metrics)
         result = evaluate_superres(self, data_cfg, r.metrics, n=r.n, batch_size=min(r.batch_size, 32),
                                    split=r.split or "test", device=r.device, extractor=r.extractor,
-                                   inception_weights=r.inception_weights, download=r.download)
+                                   inception_weights=r.inception_weights, download=r.download,
+                                   lpips_weights=r.options.get("lpips_weights", self.recipe.opts.lpips_weights))
         d = result["protocol"]["data"]
         result["note"] = (f"x{self.scale} on {d['spec']!r} split {d['split']}"
                           f"{'' if d['held_out'] else ' (NOT held out)'}; Y channel, {self.scale}-pixel border "
