@@ -13,7 +13,10 @@ with options (``--set scale=4``, ``--set degrade=...``, ``--set crops=...``; als
                   noise:S      additive Gaussian noise of std S grey levels (0..255) after resizing
                   jpeg:Q       JPEG compression at quality Q (PIL) last
               e.g. ``degrade=blur:1.2+bicubic+noise:5+jpeg:75``. Noise is seeded per item (reproducible set).
-    crops     random HR crops per image of a folder of large images (0 = 4000 crops over the whole folder)
+    crops     random HR crops per image of a folder of large images (0 = 4000 crops over the whole folder): the
+              fixed bank that evaluation, snapshots and len() use
+    redraw    (default true) training batches from a folder of large images are fresh random crops, drawn and
+              degraded per batch, a pure function of (data seed, batch number) (``draw``), so resume is exact
 
 Sources of superres data:
     any image data        (a builtin of kind image, e.g. photo-crops, cahn-hilliard, digits): its images are
@@ -54,6 +57,7 @@ class SuperResOptions:
     scale: int = 4                  # x2 | x4 | x8 (Ledig et al. 2017 train x4)
     degrade: str = "bicubic"        # resize (bicubic | matlab) with optional blur:S, noise:S, jpeg:Q, joined by '+'
     crops: int = 0                  # random crops drawn from a folder of large images (0 = 4000 in total)
+    redraw: bool = True             # folder of large images: fresh crops for every training batch (false: the bank)
 
 
 register_kind("superres", "{'a': LR float [C, R/s, R/s], 'b': HR float [C, R, R]} (extras['scale'] = s)",
@@ -346,8 +350,28 @@ def load_hr_folder(cfg, kind: str = "superres") -> ImageMemoryDataset:
     side = cfg.resolution or PHOTO_SIDE
     images = [_read_rgb(p, channels) for p in files]
     crops = random_crops(images, side, opts.crops or TRAIN_CROPS)
-    return superres_dataset(_chw(crops), opts, cfg.spec, extras={"layout": "hr-folder", "files": len(files),
-                                                                   "skipped_files": len(skipped)})
+    ds = superres_dataset(_chw(crops), opts, cfg.spec, extras={"layout": "hr-folder", "files": len(files),
+                                                                 "skipped_files": len(skipped),
+                                                                 "redraw": bool(opts.redraw)})
+    return RedrawnCrops(ds, images, side, opts) if opts.redraw else ds
+
+
+class RedrawnCrops(ImageMemoryDataset):
+    """A superres set whose training batches are fresh crops: ``draw(n, generator)`` (the BatchStream protocol of
+    datasets that sample their own batches) crops n HR patches from the full images and degrades them, seeded
+    by the generator (itself seeded by (data seed, batch number)); ``get_batch`` / items are the fixed bank."""
+
+    def __init__(self, bank: ImageMemoryDataset, images: list[np.ndarray], side: int, opts: SuperResOptions):
+        super().__init__(bank.tensors, bank.info)
+        self.images, self.side, self.opts = images, side, opts
+        self.how = parse_degradation(opts.degrade)
+
+    def draw(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        from ..images import from_uint8
+        seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+        hr = _chw(random_crops(self.images, self.side, n, seed=seed))             # uint8 [n, C, R, R]
+        lr = degrade_batch(hr, self.opts.scale, self.how, seed=seed)              # uint8 [n, C, R/s, R/s]
+        return {"a": from_uint8(lr), "b": from_uint8(hr)}
 
 
 def load_lr_hr_folders(cfg, kind: str = "superres") -> ImageMemoryDataset:

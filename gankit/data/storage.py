@@ -214,9 +214,21 @@ class XFlipMemoryDataset(XFlipDataset):
         return {k: torch.where(mirrored, v.flip(-1), v) if k in IMAGE_KEYS else v for k, v in batch.items()}
 
 
+class XFlipDrawDataset(XFlipMemoryDataset):
+    """xflip over a dataset that draws its own batches (``draw(n, generator)``): each drawn item is mirrored with
+    probability 1/2, from the same generator, so the batch stays a pure function of (seed, batch number)."""
+
+    def draw(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        batch = self.base.draw(n, generator)
+        mirrored = (torch.rand(n, generator=generator) < 0.5).view(-1, 1, 1, 1)     # [n, 1, 1, 1]
+        return {k: torch.where(mirrored, v.flip(-1), v) if k in IMAGE_KEYS else v for k, v in batch.items()}
+
+
 def with_xflip(ds: Dataset) -> XFlipDataset:
     if ds.info.kind == "vector":
         raise DataError(f"data.xflip mirrors images, but {ds.info.name!r} is vector data. Set data.xflip=false.")
+    if hasattr(ds, "draw") and hasattr(ds, "get_batch"):
+        return XFlipDrawDataset(ds)
     return (XFlipMemoryDataset if hasattr(ds, "get_batch") else XFlipDataset)(ds)
 
 
