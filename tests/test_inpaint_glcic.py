@@ -143,3 +143,25 @@ def test_mask_file_errors(tmp_path):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "lonely.png")
     with pytest.raises(DataError, match="lonely.png"):
         build(resolve("inpaint", overrides=[*TINY, "D.nf=4", "D.n_layers=3", f"data.spec={folder}"]))
+
+
+def test_coarse_to_fine_generator_and_its_two_reconstruction_terms():
+    trainer, _ = build(resolve("inpaint", overrides=[*TINY, "D.nf=4", "D.n_layers=3", "data.split=test",
+                                                     "G.image=coarse_fine", "mask=centre", "adv_weight=0"]))
+    recipe = trainer.recipe
+    G = recipe.nets["G"]
+    batch = next(trainer.stream)
+    ctx = StepContext(step=0)
+    m = recipe.step_masks(batch["image"], ctx)
+    holed = batch["image"] * (1 - m)
+    coarse, fine = G.stages(holed, m)
+    assert coarse.shape == fine.shape == batch["image"].shape
+    torch.testing.assert_close(G(holed, m), fine)
+    torch.testing.assert_close(fine, G.fine(coarse * m + holed * (1 - m), m))      # refines the pasted coarse
+    out = recipe.g_loss(batch, ctx)
+    terms = lambda y: ((y - batch["image"]).abs() * m).mean() + ((y - batch["image"]).abs() * (1 - m)).mean()  # noqa: E731
+    torch.testing.assert_close(out["loss"], terms(fine) + terms(coarse))
+    out["loss"].backward()
+    assert all(p.grad is not None for p in G.coarse.parameters())
+    done = recipe.samplers()["default"](batch["image"], m.bool())
+    assert torch.equal(done[~m.bool().expand_as(done)], batch["image"][~m.bool().expand_as(done)])

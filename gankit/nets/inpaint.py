@@ -167,6 +167,7 @@ class GlobalLocalDiscriminator(nn.Module):
     Output: raw scores [N] (the paper's sigmoid is in the loss)."""
     kind = "image"
     test_interface = {"in_channels": 4, "resolution": 32}
+    small_kwargs = {"nf": 8, "fc": 16}
 
     def __init__(self, in_channels: int, resolution: int, nf: int = 64, fc: int = 1024, norm: str = "batch",
                  see_mask: bool = False):
@@ -202,3 +203,30 @@ class GlobalLocalDiscriminator(nn.Module):
             x, local = x[:, :-1], local[:, :-1]
         both = torch.cat([self.global_fc(self.global_convs(x)), self.local_fc(self.local_convs(local))], 1)
         return self.head(both).reshape(-1)                                     # [N]
+
+
+@generators.register("coarse_fine")
+class CoarseToFineNet(nn.Module):
+    """Coarse-to-fine completion (Yu et al. 2018 sec. 3.1 / 2019 sec. 3.3): a coarse completion network, its
+    output pasted into the hole, then a refinement network of the same design on that composite. ``forward``
+    gives the refined output; ``stages`` gives (coarse, refined), so the recipe puts its reconstruction loss on
+    both (Yu et al. 2018: "the coarse network is trained with the reconstruction loss explicitly"). Each stage
+    is a ``completion`` net (gated convolutions by default, as in DeepFill v2); contextual attention is not built."""
+    kind = "inpainter"
+    size_multiple = 4
+    test_interface = {"in_channels": 3, "out_channels": 3}
+
+    def __init__(self, in_channels: int, out_channels: int, nf: int = 32, conv: str = "gated",
+                 dilations: tuple = (2, 4, 8, 16)):
+        super().__init__()
+        self.coarse = CompletionNet(in_channels, out_channels, nf, conv, dilations)
+        self.fine = CompletionNet(out_channels, out_channels, nf, conv, dilations)
+
+    def stages(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image [N, C, H, W] (holes blanked), mask [N, 1, H, W] -> (coarse, refined), each [N, C_out, H, W]."""
+        m = mask.to(image.dtype)
+        coarse = self.coarse(image, m)
+        return coarse, self.fine(coarse * m + image * (1 - m), m)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.stages(image, mask)[1]

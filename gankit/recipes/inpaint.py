@@ -153,14 +153,27 @@ class InpaintRecipe(Recipe):
         G, D = self.nets["G"], self.nets["D"]
         real = batch["image"]
         m = self.step_masks(real, ctx, batch.get("mask"))
-        raw, fake = self.complete(G, real, m)
-        err = (raw - real).abs() if self.opts.recon == "l1" else (raw - real).square()   # [N, C, H, W]
+        stages = getattr(G, "stages", None)              # coarse-to-fine nets: (coarse, refined), loss on both
+        if stages is not None:
+            coarse, raw = stages(real * (1 - m), m)
+            fake = composite(raw, real, m)
+        else:
+            raw, fake = self.complete(G, real, m)
+        distance = (lambda y: (y - real).abs()) if self.opts.recon == "l1" else (lambda y: (y - real).square())
+        err = distance(raw)                                               # [N, C, H, W]
         hole, valid = (err * m).mean(), (err * (1 - m)).mean()
+        extra = {}
+        if stages is not None:                                            # Yu et al. 2018: the same terms on the coarse output
+            err_c = distance(coarse)
+            coarse_rec = self.opts.hole_weight * (err_c * m).mean() + self.opts.valid_weight * (err_c * (1 - m)).mean()
+            extra = {"coarse_rec": coarse_rec.detach()}
+        else:
+            coarse_rec = 0
         out = D(torch.cat([fake, m], 1))
         adv = -out.mean() if self.opts.gan_loss == "hinge" else adversarial_loss(out, True, "vanilla")
-        loss = self.opts.hole_weight * hole + self.opts.valid_weight * valid + self.opts.adv_weight * adv
+        loss = self.opts.hole_weight * hole + self.opts.valid_weight * valid + self.opts.adv_weight * adv + coarse_rec
         r = self.opts.recon                                               # l1_hole / mse_hole ...
-        return {"loss": loss, f"{r}_hole": hole.detach(), f"{r}_valid": valid.detach(), "g_adv": adv.detach()}
+        return {"loss": loss, f"{r}_hole": hole.detach(), f"{r}_valid": valid.detach(), "g_adv": adv.detach(), **extra}
 
     # ---- using the trained model --------------------------------------------------------------------------
     def fixed_inputs(self, n: int, seed: int, dataset: Any) -> dict[str, torch.Tensor]:
