@@ -47,7 +47,8 @@ from gankit.loading import load_sampler  # noqa: E402
 # ema_rampup 0.05 (StyleGAN2-ADA's cfg auto) for every StyleGAN2 run: without it the EMA generator of a run of a
 # few kimg (half-life 10 kimg) is still mostly its initial weights, and the comparison would measure that.
 SG2_CPU = {"G.channel_base": 512, "G.channel_max": 32, "D.channel_base": 512, "D.channel_max": 32,
-           "z_dim": 128, "G.mapping_layers": 4, "ema_rampup": 0.05}
+           "z_dim": 128, "G.mapping_layers": 4, "ema_rampup": 0.05,
+           "conditional": False}   # the recorded runs are unconditional (conditional=auto would follow MNIST labels)
 DCGAN_CPU = {"G.ngf": 32, "D.ndf": 32}
 METRICS = "fid,kid,pr,dc,modes"
 N_REF = 5000                        # MNIST test images used as the reference (a seeded subset of the 10000)

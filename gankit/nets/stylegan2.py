@@ -203,11 +203,17 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("resample_filter", make_filter(), persistent=False)
         self.up, self.resolution = up, resolution
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise`` [N, 1, R, R], when given, is this layer's noise input (a training step draws it through its
+        StepContext, so DDP ranks see slices of one global draw); otherwise ``noise_mode`` says: "random" draws
+        it here, "const" uses the fixed buffer, "none" adds none."""
         if self.up:
             x = upsample2d(x, self.resample_filter)
         x = modulated_conv2d(x, self.weight, self.affine(w), demodulate=True, padding=1)  # [N, O, R, R]
-        if noise_mode == "random":
+        if noise is not None:
+            x = x + noise.to(x.dtype) * self.noise_strength
+        elif noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
             x = x + noise * self.noise_strength
         elif noise_mode == "const":
@@ -246,15 +252,17 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 1 if self.first else 2
         self.register_buffer("resample_filter", make_filter(), persistent=False)
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
+                noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         # ws [N, num_conv + 1, w_dim]: this block's conv styles, then its toRGB's (shared with the next conv0).
+        # noise: None, or num_conv tensors [N, 1, r, r] (conv0's, conv1's).
+        noise = noise if noise is not None else [None] * self.num_conv
         if self.first:
             x = self.const[None].expand(ws.shape[0], -1, -1, -1)
-            x = self.conv1(x, ws[:, 0], noise_mode)
+            x = self.conv1(x, ws[:, 0], noise_mode, noise[0])
         else:
-            x = self.conv0(x, ws[:, 0], noise_mode)
-            x = self.conv1(x, ws[:, 1], noise_mode)
+            x = self.conv0(x, ws[:, 0], noise_mode, noise[0])
+            x = self.conv1(x, ws[:, 1], noise_mode, noise[1])
         rgb = self.torgb(x, ws[:, self.num_conv])
         img = rgb if img is None else upsample2d(img, self.resample_filter) + rgb
         return x, img
@@ -273,13 +281,21 @@ class SynthesisNetwork(nn.Module):
             self.blocks.append(SynthesisBlock(in_ch, out_ch, out_channels, w_dim, res))
             in_ch = out_ch
         self.num_ws = sum(b.num_conv for b in self.blocks) + 1                          # 2 log2(R) - 2
+        # One noise input per synthesis layer, in order: [1, r, r] each (4x4 once, then twice per resolution).
+        self.noise_shapes = [(1, r, r) for b, r in zip(self.blocks, self.resolutions) for _ in range(b.num_conv)]
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random",
+                noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+        if noise is not None and len(noise) != len(self.noise_shapes):
+            raise ValueError(f"noise: expected {len(self.noise_shapes)} tensors (one per layer, shapes [N, *s] "
+                             f"for s in {self.noise_shapes}), got {len(noise)}.")
         x = img = None
-        i = 0
+        i = j = 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode)
+            block_noise = None if noise is None else noise[j:j + block.num_conv]
+            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode, block_noise)
             i += block.num_conv
+            j += block.num_conv
         return img
 
 
@@ -340,23 +356,32 @@ class StyleGAN2Generator(nn.Module):
         w = self.mapping(z, label, psi=psi, update_w_avg=update_w_avg)
         return w[:, None, :].expand(-1, self.num_ws, -1)
 
-    def synthesize(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
-        """ws [N, num_ws, w_dim] -> images [N, C, R, R] in [-1, 1] (tanh; linear output clamped in eval)."""
-        img = self.synthesis(ws, noise_mode)
+    @property
+    def noise_shapes(self) -> list[tuple[int, int, int]]:
+        """Shapes [1, r, r] of the per-layer noise inputs, in the order ``noise=`` takes them."""
+        return self.synthesis.noise_shapes
+
+    def synthesize(self, ws: torch.Tensor, noise_mode: str = "random",
+                   noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images [N, C, R, R] in [-1, 1] (tanh; linear output clamped in eval).
+        ``noise``: explicit per-layer noise inputs ([N, *s] for s in ``noise_shapes``), overriding noise_mode."""
+        img = self.synthesis(ws, noise_mode, noise)
         if self.out_activation == "tanh":
             return torch.tanh(img)
         return img if self.training else img.clamp(-1, 1)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None, psi: float = 1.0,
                 noise_mode: str = "random", z_mix: torch.Tensor | None = None,
-                mix_cutoff: torch.Tensor | None = None, return_ws: bool = False):
+                mix_cutoff: torch.Tensor | None = None, return_ws: bool = False,
+                noise: list[torch.Tensor] | None = None):
         """Images [N, C, R, R] (and ws when ``return_ws``). With ``z_mix`` [N, z_dim] and ``mix_cutoff`` (a [] or
-        [N] integer tensor), layers >= cutoff take mapping(z_mix)'s styles (style mixing). Everything goes
+        [N] integer tensor), layers >= cutoff take mapping(z_mix)'s styles (style mixing). ``noise``: explicit
+        per-layer noise inputs (see ``synthesize``; training draws them through its StepContext). Everything goes
         through forward so that a DDP wrapper sees every use of G."""
         ws = self.map(z, label, psi)
         if z_mix is not None:
             ws = mix_styles(ws, self.map(z_mix, label, psi), mix_cutoff)
-        img = self.synthesize(ws, noise_mode)
+        img = self.synthesize(ws, noise_mode, noise)
         return (img, ws) if return_ws else img
 
 
@@ -374,6 +399,10 @@ class MinibatchStd(nn.Module):
     samples, the std over the group of every activation, averaged over channels and pixels, appended as a
     feature map. Group G = the largest divisor of N that is <= group_size.
 
+    Groups are runs of consecutive rows (NVlabs groups rows m, m + M, m + 2M, ...; the same statistic for i.i.d.
+    rows), so that under DDP, where rank r holds rows [r n, (r + 1) n) of the global batch and G divides n, the
+    groups are those one process would form on the whole batch (tests/test_stylegan2_ddp.py).
+
     In eval mode (scoring single images) the feature is the running mean of the training values (a buffer,
     like batch norm's running statistics), so each sample's score does not depend on the rest of its batch.
     """
@@ -390,12 +419,12 @@ class MinibatchStd(nn.Module):
             g = min(self.group_size, n)
             while n % g:
                 g -= 1
-            y = x.reshape(g, -1, f, c // f, h, w)                  # [G, M, F, c, H, W]: sample m*... in group
-            y = (y - y.mean(dim=0)).square().mean(dim=0)           # variance over the group [M, F, c, H, W]
+            y = x.reshape(-1, g, f, c // f, h, w)                  # [M, G, F, c, H, W]: rows m G .. m G + G - 1
+            y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)   # variance over the group [M, F, c, H, W]
             y = (y + 1e-8).sqrt().mean(dim=(2, 3, 4))              # [M, F]
             with torch.no_grad():
                 self.running_std.lerp_(y.detach().mean(0), self.momentum)
-            y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)          # [N, F, H, W]
+            y = y[:, None, :, None, None].expand(-1, g, f, h, w).reshape(n, f, h, w)   # [N, F, H, W]
         else:
             y = self.running_std.to(x.dtype)[None, :, None, None].expand(n, f, h, w)
         return torch.cat([x, y], dim=1)

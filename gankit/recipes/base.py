@@ -71,6 +71,12 @@ class StepContext:
         """U[0, 1) noise [n, *shape] (interpolation weights...): this rank's rows of one global draw."""
         return self._slice(torch.rand, n, shape, device)
 
+    def rand_shared(self, *shape: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """U[0, 1) noise [*shape], the SAME on every rank (and equal to one process's draw): for a value drawn
+        once per global batch (StyleGAN's one style-mixing cutoff per batch). Ranks draw in lockstep (same seed,
+        same draw sizes), so this is a plain draw."""
+        return torch.rand(*shape, device=device)
+
     def _slice(self, draw, n: int, shape: tuple, device) -> torch.Tensor:
         if self.world_size == 1:
             return draw(n, *shape, device=device)

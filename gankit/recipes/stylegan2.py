@@ -12,7 +12,11 @@ correction c = every / (every + 1) to both optimisers; Karras et al. 2020, appen
 
 Style mixing regularisation (Karras et al. 2019, sec. 3.1): with probability 0.9 a batch's ws switch from
 mapping(z1) to mapping(z2) at one random layer. r1_gamma < 0 (the default) is ADA's heuristic
-gamma = 0.0002 R^2 / batch (StyleGAN2-ADA train.py, cfg auto). EMA of G (half-life, ramp-up) is the engine's
+gamma = 0.0002 R^2 / batch with the GLOBAL batch (batch_size x ranks; StyleGAN2-ADA train.py, cfg auto).
+
+All randomness of a step goes through the StepContext (latents, the mixing cutoff, the per-layer noise inputs
+of the synthesis network, the path-length probe y, the augmentation), so W DDP ranks x batch B compute the same
+update as one process x batch W B (tests/test_stylegan2_ddp.py). EMA of G (half-life, ramp-up) is the engine's
 ``ema`` strategy; the tracked W average is a buffer of G (copied into the EMA copy, used by truncation).
 """
 from __future__ import annotations
@@ -46,10 +50,14 @@ class StyleGAN2Options(AugmentOptions):
     pl_decay: float = 0.01        # decay of the running mean a of the path lengths (NVlabs: 0.01)
     pl_batch_shrink: int = 2      # path length on batch / shrink images (NVlabs: 2)
     style_mixing: float = 0.9     # probability of style mixing regularisation (paper: 0.9); 0 = off
-    conditional: bool = False     # class-conditional (label embedding into mapping, projection in D)
+    # class-conditional (label embedding into mapping, projection in D): "auto" (StyleGAN2-ADA's --cond
+    # default: conditional exactly when the data has class labels), true (refused on unlabelled data), false
+    conditional: bool | str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.conditional, str) and self.conditional != "auto":
+            raise ConfigError(f"conditional must be auto, true or false, got {self.conditional!r}.")
         if self.z_dim < 1 or self.r1_interval < 1 or self.pl_interval < 1 or self.pl_batch_shrink < 1:
             raise ConfigError("z_dim, r1_interval, pl_interval and pl_batch_shrink must be positive.")
         if self.pl_weight < 0 or not 0 <= self.style_mixing <= 1 or not 0 <= self.pl_decay <= 1:
@@ -58,24 +66,45 @@ class StyleGAN2Options(AugmentOptions):
 
 
 def r1_gamma_heuristic(resolution: int, batch_size: int) -> float:
-    """StyleGAN2-ADA train.py (cfg auto): gamma = 0.0002 * R^2 / batch."""
+    """StyleGAN2-ADA train.py (cfg auto): gamma = 0.0002 * R^2 / batch, batch = the global batch (all GPUs)."""
     return 0.0002 * resolution ** 2 / batch_size
 
 
+def conditional_for(opts: "StyleGAN2Options", info: DataInfo) -> bool:
+    """``conditional=auto`` follows the data (labelled -> conditional, StyleGAN2-ADA's cond default)."""
+    if opts.conditional == "auto":
+        return info.num_classes >= 2
+    if opts.conditional and info.num_classes < 2:
+        raise ConfigError(f"Conditional StyleGAN2 needs class labels, but {info.name!r} has none; use "
+                          f"conditional=auto or false.")
+    return bool(opts.conditional)
+
+
 def path_length_penalty(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor, pl_mean: torch.Tensor,
-                        decay: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                        decay: float, batch_mean: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Path-length regularisation (Karras et al. 2020, sec. 3.2, eq. 4): E_{w,y} (||J_w^T y||_2 - a)^2.
 
     img [N, C, H, W] = g(ws) with ws [N, L, w_dim] in its graph; noise y [N, C, H, W] (N(0, I) / sqrt(HW) in
     the recipe, so the length does not depend on the resolution). J_w^T y = grad_ws sum(img * y) (one
     backward), its length per sample sqrt(mean over layers of sum over w_dim of the squares) (NVlabs).
-    a <- lerp(a, mean length, decay) (kept with its gradient, as NVlabs). Returns (penalty [N], lengths [N],
-    new a).
+    a <- lerp(a, mean length, decay) (kept with its gradient, as NVlabs). ``batch_mean`` (default: the mean of
+    this batch) takes the mean over the global batch under DDP (``global_mean``). Returns (penalty [N], lengths
+    [N], new a).
     """
     (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)         # [N, L, w_dim]
     lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()                               # [N]
-    new_mean = pl_mean.lerp(lengths.mean(), decay)
+    new_mean = pl_mean.lerp(lengths.mean() if batch_mean is None else batch_mean(lengths), decay)
     return (lengths - new_mean).square(), lengths, new_mean
+
+
+def global_mean(values: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+    """Mean of values [n] over the global batch (all ranks), differentiable: the all-reduced sum / (n W). With it
+    every rank keeps the same path-length mean, and the DDP-averaged gradient is one process's on W n rows
+    (NVlabs keeps one mean per GPU instead). Plain ``values.mean()`` on one process."""
+    if ctx.world_size == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return values.mean()
+    import torch.distributed.nn.functional as dist_fn
+    return dist_fn.all_reduce(values.sum()) / (values.shape[0] * ctx.world_size)
 
 
 def mixing_cutoff(u: torch.Tensor, num_ws: int, prob: float) -> torch.Tensor:
@@ -91,19 +120,17 @@ class StyleGAN2(Recipe):
     data_kinds = ("image",)
     sampler_kind = "style"
 
-    def __init__(self, nets: dict[str, nn.Module], opts: StyleGAN2Options, info: DataInfo, r1_gamma: float):
+    def __init__(self, nets: dict[str, nn.Module], opts: StyleGAN2Options, info: DataInfo, batch_size: int):
         super().__init__(nets, opts, info)
-        self.num_classes = info.num_classes if opts.conditional else 0
-        self.r1_gamma = r1_gamma
+        self.num_classes = info.num_classes if conditional_for(opts, info) else 0
+        self.batch_size = batch_size                 # per rank; the heuristic gamma uses it x world_size
         self.augment = make_augment(opts)            # its state (ADA's p) is in the recipe's state dict
         self.register_buffer("pl_mean", torch.zeros(()))   # path-length running mean a (checkpointed)
 
     @classmethod
     def from_config(cls, cfg: Any, info: DataInfo) -> "StyleGAN2":
         opts: StyleGAN2Options = cls.parse_options(cfg.opts)
-        if opts.conditional and info.num_classes < 2:
-            raise ConfigError(f"Conditional StyleGAN2 needs class labels, but {info.name!r} has none.")
-        num_classes = info.num_classes if opts.conditional else 0
+        num_classes = info.num_classes if conditional_for(opts, info) else 0
         for role in ("G", "D"):
             if getattr(cfg, role).image == "stylegan2" and getattr(cfg, role).init != "default":
                 raise ConfigError(f"{role}.init={getattr(cfg, role).init!r}: StyleGAN2's equalised-lr layers "
@@ -118,8 +145,18 @@ class StyleGAN2(Recipe):
         if missing:
             raise ConfigError(f"The stylegan2 recipe needs a style generator (G.image=stylegan2); "
                               f"{cfg.G.image!r} has no {', '.join(missing)}.")
-        gamma = opts.r1_gamma if opts.r1_gamma >= 0 else r1_gamma_heuristic(info.resolution, cfg.batch_size)
-        return cls({"G": G, "D": D}, opts, info, gamma)
+        return cls({"G": G, "D": D}, opts, info, cfg.batch_size)
+
+    def r1_gamma_for(self, world_size: int = 1) -> float:
+        """The R1 weight: ``r1_gamma`` if >= 0, else the heuristic on the global batch (batch_size x ranks)."""
+        if self.opts.r1_gamma >= 0:
+            return self.opts.r1_gamma
+        return r1_gamma_heuristic(self.info.resolution, self.batch_size * world_size)
+
+    @property
+    def r1_gamma(self) -> float:
+        """The R1 weight of a one-process run (under DDP the loss uses ``r1_gamma_for(ctx.world_size)``)."""
+        return self.r1_gamma_for(1)
 
     # ---- what the engine runs -----------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -139,15 +176,17 @@ class StyleGAN2(Recipe):
 
     def _generate(self, n: int, label: torch.Tensor | None, ctx: StepContext, device: torch.device,
                   return_ws: bool = False):
-        """G(z) with style mixing regularisation (probability ``style_mixing``, one cutoff per batch in
-        [1, num_ws), as NVlabs); all randomness through ctx."""
+        """G(z) with style mixing regularisation (probability ``style_mixing``, one cutoff per global batch in
+        [1, num_ws), as NVlabs per batch) and fresh per-layer noise inputs; all randomness through ctx."""
         G = self.nets["G"]
+        plain = unwrap(G)
         z = ctx.randn(n, self.opts.z_dim, device=device)                                # [N, z_dim]
         z_mix = cutoff = None
         if self.opts.style_mixing > 0:
             z_mix = ctx.randn(n, self.opts.z_dim, device=device)
-            cutoff = mixing_cutoff(ctx.rand(1, 2, device=device)[0], unwrap(G).num_ws, self.opts.style_mixing)
-        return G(z, label, z_mix=z_mix, mix_cutoff=cutoff, return_ws=return_ws)
+            cutoff = mixing_cutoff(ctx.rand_shared(2, device=device), plain.num_ws, self.opts.style_mixing)
+        noise = [ctx.randn(n, *shape, device=device) for shape in plain.noise_shapes]   # [N, 1, r, r] per layer
+        return G(z, label, z_mix=z_mix, mix_cutoff=cutoff, return_ws=return_ws, noise=noise)
 
     def _d(self, images: torch.Tensor, label: torch.Tensor | None, ctx: StepContext) -> torch.Tensor:
         return self.nets["D"](self.augment(images, ctx), label)
@@ -169,7 +208,7 @@ class StyleGAN2(Recipe):
         as StyleGAN2-ADA); the engine multiplies it by the interval."""
         real, label = batch["image"], self._labels(batch)
         r1 = r1_penalty(lambda x: self._d(x, label, ctx), real)
-        return {"loss": 0.5 * self.r1_gamma * r1, "D/r1": r1.detach()}
+        return {"loss": 0.5 * self.r1_gamma_for(ctx.world_size) * r1, "D/r1": r1.detach()}
 
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         real, label = batch["image"], self._labels(batch)
@@ -184,7 +223,8 @@ class StyleGAN2(Recipe):
         img, ws = self._generate(n, label, ctx, real.device, return_ws=True)
         h, w = img.shape[2], img.shape[3]
         noise = ctx.randn(n, *img.shape[1:], device=img.device) / math.sqrt(h * w)
-        penalty, lengths, new_mean = path_length_penalty(img, ws, noise, self.pl_mean, self.opts.pl_decay)
+        penalty, lengths, new_mean = path_length_penalty(img, ws, noise, self.pl_mean, self.opts.pl_decay,
+                                                         batch_mean=lambda v: global_mean(v, ctx))
         with torch.no_grad():
             self.pl_mean.copy_(new_mean.detach())
         return {"loss": self.opts.pl_weight * penalty.mean(), "G/pl_length": lengths.detach().mean(),
