@@ -178,7 +178,7 @@ PRESETS: dict[str, dict] = {
         "description": "Brock et al. 2019: shared class embedding, hierarchical z into conditional batch norm, "
                        "self-attention, spectral norm in G and D, orthogonal init and regularisation (beta 1e-4), hinge "
                        "loss, 2 D steps, Adam G 5e-5 / D 2e-4 betas (0, 0.999), EMA of G after a start delay; "
-                       "--set G.deep=true G.hierarchical=false for BigGAN-deep, grad_accum=N for larger batches, "
+                       "--set G.deep=true G.hierarchical=false D.deep=true for BigGAN-deep, grad_accum=N for larger batches, "
                        "`gankit sample --truncation T` for the truncation trick.",
         "recipe": "biggan",
         "opts": {"loss": "hinge", "conditional": True, "z_dim": 128, "ortho_beta": 1e-4},  # 128 = 4 chunks of 32
