@@ -193,7 +193,8 @@ PRESETS: dict[str, dict] = {
     "progan": {
         "description": "Karras et al. 2018: progressive growing from 4x4 with fade-in (stable_kimg / fade_kimg per "
                        "phase; 600 in the official code, 800 in the paper), equalised learning rate, pixel norm, "
-                       "minibatch stddev, WGAN-GP (10) with drift 0.001, Adam 1e-3 betas (0, 0.99), EMA of G.",
+                       "minibatch stddev, WGAN-GP (10) with drift 0.001, Adam 1e-3 betas (0, 0.99), EMA of G; "
+                       "--set opts.conditional=true: one-hot label joined to z (official code), projection D.",
         "recipe": "progan",
         "opts": {"loss": "wasserstein", "gp_weight": 10.0, "drift": 0.001, "z_dim": 128,
                  "stable_kimg": 4.0, "fade_kimg": 4.0},               # 7 phases to 32 px = 28 kimg (CPU scale)
