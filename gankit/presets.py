@@ -178,7 +178,7 @@ PRESETS: dict[str, dict] = {
         "description": "Brock et al. 2019: shared class embedding, hierarchical z into conditional batch norm, "
                        "self-attention, spectral norm in G and D, orthogonal init and regularisation (beta 1e-4), hinge "
                        "loss, 2 D steps, Adam G 5e-5 / D 2e-4 betas (0, 0.999), EMA of G after a start delay; "
-                       "--set G.deep=true G.hierarchical=false for BigGAN-deep, grad_accum=N for larger batches, "
+                       "--set G.deep=true G.hierarchical=false D.deep=true for BigGAN-deep, grad_accum=N for larger batches, "
                        "`gankit sample --truncation T` for the truncation trick.",
         "recipe": "biggan",
         "opts": {"loss": "hinge", "conditional": True, "z_dim": 128, "ortho_beta": 1e-4},  # 128 = 4 chunks of 32
@@ -193,7 +193,8 @@ PRESETS: dict[str, dict] = {
     "progan": {
         "description": "Karras et al. 2018: progressive growing from 4x4 with fade-in (stable_kimg / fade_kimg per "
                        "phase; 600 in the official code, 800 in the paper), equalised learning rate, pixel norm, "
-                       "minibatch stddev, WGAN-GP (10) with drift 0.001, Adam 1e-3 betas (0, 0.99), EMA of G.",
+                       "minibatch stddev, WGAN-GP (10) with drift 0.001, Adam 1e-3 betas (0, 0.99), EMA of G; "
+                       "--set opts.conditional=true: one-hot label joined to z (official code), projection D.",
         "recipe": "progan",
         "opts": {"loss": "wasserstein", "gp_weight": 10.0, "drift": 0.001, "z_dim": 128,
                  "stable_kimg": 4.0, "fade_kimg": 4.0},               # 7 phases to 32 px = 28 kimg (CPU scale)

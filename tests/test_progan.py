@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from gankit.checkpoint import load_checkpoint
 from gankit.engine import build, resolve, train
-from gankit.errors import ConfigError
 from gankit.nets import discriminators, generators
 from gankit.nets.progan import EqualizedConv2d, minibatch_stddev, pixel_norm
 from gankit.recipes.base import StepContext
@@ -132,8 +131,6 @@ def test_wgan_gp_with_drift_and_stage_growth_resets_adam():
     assert trainer.optimizers["G"] is not adam_before and trainer.optimizers["D"] is not adam_before
     steps = {int(s["step"]) for s in trainer.optimizers["G"].state_dict()["state"].values()}
     assert steps == {1}                                   # fresh Adam state at the new resolution
-    with pytest.raises(ConfigError, match="unconditional"):
-        build(_cfg(**{"opts.conditional": True}), torch.device("cpu"))
 
 
 def test_resume_in_the_middle_of_a_fade_is_bit_exact(tmp_path):

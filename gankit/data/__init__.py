@@ -23,7 +23,7 @@ from .catalog import PathFormat, builtin, conversions, data_root, datasets, path
 from .storage import paired_to_unpaired, swap_domains, with_xflip, without_labels
 
 # Loaders register on import (one module per family of sources).
-from . import arrays, audio, builtins, folders, paired, restoration, tables, text, toys, translation, voice  # noqa: E402,F401  isort: skip
+from . import arrays, audio, builtins, folders, ising, paired, restoration, tables, text, toys, translation, voice  # noqa: E402,F401  isort: skip
 from .translation import true_translation  # noqa: E402
 
 if TYPE_CHECKING:

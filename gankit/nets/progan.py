@@ -16,6 +16,9 @@ up-sampled by nearest neighbour, as the official code's ``lod`` output), D takes
 up to ``resolution`` and average-pools it to the current side (pooling undoes the nearest up-sampling exactly).
 ``G(z, label, native=True)`` returns the current side without up-sampling (the recipe trains at it).
 
+Class-conditional (``num_classes > 0``): G's latent is ``pixel_norm([z, one_hot(y)])`` (official ``label_size``);
+D adds the projection ``<embed(y), phi(x)>`` of its last hidden layer (Miyato & Koyama 2018) to the score.
+
 Equalised learning rate (sec. 4.1): weights ~ N(0, 1), multiplied at run time by He's constant
 c = gain / sqrt(fan_in) (gain sqrt(2); toRGB gain 1; the first dense sqrt(2) / 4 as in the official code).
 Pixel norm (sec. 4.2): b = a / sqrt(mean_c a^2 + 1e-8). Minibatch stddev (sec. 3): the standard deviation of each
@@ -34,6 +37,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import discriminators, generators
+from .layers import projection_term, require_label
 
 SQRT2 = math.sqrt(2.0)
 
@@ -142,16 +146,17 @@ class ProGANGenerator(_Growing):
                  fmap_base: int = 8192,      # stage widths min(fmap_base / 2^(s+1), fmap_max) (official code)
                  fmap_max: int = 512,
                  slope: float = 0.2,         # LeakyReLU slope (paper: 0.2)
-                 pixelnorm: bool = True):    # pixel norm after every conv (sec. 4.2)
+                 pixelnorm: bool = True,     # pixel norm after every conv (sec. 4.2)
+                 num_classes: int = 0):      # > 0: one-hot label joins z (official code's label_size)
         super().__init__()
         self.z_dim, self.out_channels, self.resolution = z_dim, out_channels, resolution
-        self.num_classes = 0
+        self.num_classes = num_classes
         self.max_stage = check_resolution(resolution, "progan generator")
         self.widths = stage_widths(self.max_stage, fmap_base, fmap_max)
         self.slope, self.pixelnorm = slope, pixelnorm
         c0 = self.widths[0]
         # Stage 0: dense to 4x4 (gain sqrt(2)/4, official code) and one conv.
-        self.dense = EqualizedLinear(z_dim, c0 * 16, gain=SQRT2 / 4)
+        self.dense = EqualizedLinear(z_dim + num_classes, c0 * 16, gain=SQRT2 / 4)
         self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(c0, c0, 3)])])
         self.to_rgb = nn.ModuleList([EqualizedConv2d(c0, out_channels, 1, gain=1.0)])
         self._init_growth()
@@ -170,9 +175,16 @@ class ProGANGenerator(_Growing):
         x = F.leaky_relu(x, self.slope)
         return pixel_norm(x) if self.pixelnorm else x
 
-    def features(self, z: torch.Tensor) -> list[torch.Tensor]:
+    def latent(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """The dense layer's input: z, or [z, one_hot(y)] when conditional (official G_paper: labels concatenated
+        to the latents, then the pixel norm of the whole vector), [N, z_dim + num_classes]."""
+        label = require_label(label, self.num_classes, len(z), "progan generator")
+        x = z if label is None else torch.cat([z, F.one_hot(label, self.num_classes).to(z.dtype)], dim=1)
+        return pixel_norm(x) if self.pixelnorm else x                        # normalise the latent (official)
+
+    def features(self, z: torch.Tensor, label: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Feature maps h_0 .. h_stage (sides 4, 8, ...)."""
-        x = pixel_norm(z) if self.pixelnorm else z                           # normalise the latent (official)
+        x = self.latent(z, label)
         h = self._act(self.dense(x).view(len(z), self.widths[0], 4, 4))      # [N, c0, 4, 4]
         h = self._act(self.blocks[0][0](h))
         out = [h]
@@ -184,7 +196,7 @@ class ProGANGenerator(_Growing):
         return out
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None, native: bool = False) -> torch.Tensor:
-        feats = self.features(z)
+        feats = self.features(z, label)
         img = torch.tanh(self.to_rgb[self.stage](feats[-1]))                  # [N, C, r, r]
         if self.stage > 0:
             # Fade-in (sec. 3, fig. 2b): the new stage as a residual weighted alpha over the up-sampled old output.
@@ -209,10 +221,11 @@ class ProGANDiscriminator(_Growing):
                  fmap_base: int = 8192,      # as the generator's
                  fmap_max: int = 512,
                  slope: float = 0.2,
-                 group_size: int = 4):       # minibatch stddev group (official default 4)
+                 group_size: int = 4,        # minibatch stddev group (official default 4)
+                 num_classes: int = 0):      # > 0: projection term on the last hidden layer (Miyato & Koyama)
         super().__init__()
         self.in_channels, self.resolution = in_channels, resolution
-        self.num_classes = 0
+        self.num_classes = num_classes
         self.max_stage = check_resolution(resolution, "progan discriminator")
         self.widths = stage_widths(self.max_stage, fmap_base, fmap_max)
         self.slope, self.group_size = slope, group_size
@@ -222,6 +235,9 @@ class ProGANDiscriminator(_Growing):
         self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(c0 + 1, c0, 3),
                                                     EqualizedLinear(c0 * 16, head_width),
                                                     EqualizedLinear(head_width, 1, gain=1.0)])])
+        # Conditional: <embed(y), phi(x)> with phi the last hidden layer (the official code instead predicts the
+        # label, AC-GAN style; the projection is gankit's conditional D everywhere else).
+        self.embed = nn.Embedding(num_classes, head_width) if num_classes > 0 else None
         self._init_growth()
 
     def grow(self) -> None:
@@ -243,6 +259,15 @@ class ProGANDiscriminator(_Growing):
         return F.avg_pool2d(h, 2)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        label = require_label(label, self.num_classes, len(x), "progan discriminator")
+        phi = self.features(x)                                                # [N, head_width]
+        score = self.blocks[0][2](phi).reshape(len(x))                        # raw critic scores [N]
+        if self.embed is not None:
+            score = score + projection_term(self.embed, label, phi)          # Miyato & Koyama 2018, eq. 3
+        return score
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """phi(x): the last hidden layer, [N, head_width], from images of the current side or larger."""
         side = self.current_resolution
         if x.shape[-1] < side or x.shape[-1] % side:
             raise ConfigError(f"progan discriminator at {side}x{side} got {x.shape[-1]}x{x.shape[-2]} images.")
@@ -259,8 +284,7 @@ class ProGANDiscriminator(_Growing):
                 h = self._block(t, h)
         conv, dense, out = self.blocks[0]
         h = self._lrelu(conv(minibatch_stddev(h, self.group_size)))          # [N, c0, 4, 4]
-        h = self._lrelu(dense(h.flatten(1)))
-        return out(h).reshape(len(x))                                         # raw critic scores [N]
+        return self._lrelu(dense(h.flatten(1)))
 
 
 __all__ = ["ProGANGenerator", "ProGANDiscriminator", "EqualizedConv2d", "EqualizedLinear", "pixel_norm",

@@ -21,7 +21,9 @@ Conditional batch norm (CBN; de Vries et al. 2017, Dumoulin et al. 2017): batch 
 
 Discriminator: residual down-blocks (the first without pre-activation, "optimised block" of Miyato et al.),
 [self-attention], ReLU, global sum pooling, linear score + projection term ``<embed(y), phi(x)>`` (Miyato &
-Koyama 2018, eq. 3), spectral normalisation on every weight (Miyato et al. 2018).
+Koyama 2018, eq. 3), spectral normalisation on every weight (Miyato et al. 2018). BigGAN-deep's D (``deep=true``,
+Brock et al. 2019 appendix B): a 3x3 stem conv, then two bottleneck blocks per stage (1x1 to C/4, two 3x3, 1x1
+back; the skip keeps the input channels and concatenates learnt ones when the width grows).
 
 Channel plans per resolution follow BigGAN-PyTorch's ``G_arch`` / ``D_arch`` (Brock's reference code): widths
 are multiples of ``ch``. Resolutions 32, 64, 128, 256.
@@ -47,6 +49,13 @@ D_PLAN = {32: ([None, 4, 4, 4], [4, 4, 4, 4], [True, True, False, False]),
           64: ([None, 1, 2, 4, 8], [1, 2, 4, 8, 16], [True, True, True, True, False]),
           128: ([None, 1, 2, 4, 8, 16], [1, 2, 4, 8, 16, 16], [True, True, True, True, True, False]),
           256: ([None, 1, 2, 4, 8, 8, 16], [1, 2, 4, 8, 8, 16, 16], [True] * 6 + [False])}
+# BigGAN-deep's D (BigGAN-PyTorch BigGANdeep.py D_arch): a 3x3 stem conv to in[0] * ch, then per stage two
+# bottleneck blocks (the first changes the width and down-samples), ending at 4x4 (8x8 at 32 px).
+DEEP_D_PLAN = {32: ([4, 4, 4], [4, 4, 4], [True, True, False]),
+               64: ([1, 2, 4, 8], [2, 4, 8, 16], [True] * 4),
+               128: ([1, 2, 4, 8, 16], [2, 4, 8, 16, 16], [True] * 5),
+               256: ([1, 2, 4, 8, 8, 16], [2, 4, 8, 8, 16, 16], [True] * 6)}
+DEEP_D_DEPTH = 2             # bottleneck blocks per stage (BigGAN-deep: D_depth = 2)
 
 
 def check_resolution(resolution: int, where: str) -> None:
@@ -203,6 +212,41 @@ class DBlock(nn.Module):
         return h + skip
 
 
+class DeepDBlock(nn.Module):
+    """BigGAN-deep's bottleneck down-block (Brock et al. 2019, fig. 16c; BigGAN-PyTorch BigGANdeep.DBlock):
+
+        h = conv1x1(ReLU(x)) [C_out/4] -> ReLU -> conv3 -> ReLU -> conv3 -> ReLU -> [avgpool] -> conv1x1 [C_out]
+        skip = [avgpool] x, then, when the width grows, [x, conv1x1(x)] (the new C_out - C_in channels learnt)
+
+    Output ``h + skip``. Widths only grow (or stay), as in every stage of BigGAN-deep's D.
+    """
+
+    def __init__(self, c_in: int, c_out: int, downsample: bool, spectral_norm: bool = True, ratio: int = 4):
+        super().__init__()
+        if c_out < c_in:
+            raise ConfigError(f"BigGAN-deep D blocks keep or widen the channels, got {c_in} -> {c_out}.")
+        mid = max(1, c_out // ratio)
+        self.downsample = downsample
+        self.conv1 = sn(nn.Conv2d(c_in, mid, 1), spectral_norm)
+        self.conv2 = sn(nn.Conv2d(mid, mid, 3, padding=1), spectral_norm)
+        self.conv3 = sn(nn.Conv2d(mid, mid, 3, padding=1), spectral_norm)
+        self.conv4 = sn(nn.Conv2d(mid, c_out, 1), spectral_norm)
+        self.skip = sn(nn.Conv2d(c_in, c_out - c_in, 1), spectral_norm) if c_out > c_in else None
+
+    def _down(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 2) if self.downsample else x
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._down(x)
+        return x if self.skip is None else torch.cat([x, self.skip(x)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.relu(x))
+        h = self.conv3(F.relu(self.conv2(F.relu(h))))
+        h = self.conv4(self._down(F.relu(h)))
+        return h + self.shortcut(x)
+
+
 # ---- generator ---------------------------------------------------------------------------------------------------
 
 class ResNetGANGenerator(nn.Module):
@@ -331,32 +375,48 @@ class ResNetGANDiscriminator(nn.Module):
                  num_classes: int = 0,
                  ch: int = 64,                # width unit: block widths are multiples of ch (D_PLAN)
                  spectral_norm: bool = True,  # SN on every weight (Miyato et al. 2018)
-                 attention: int = 0):         # feature-map side after which a self-attention block runs (0 = none)
+                 attention: int = 0,          # feature-map side after which a self-attention block runs (0 = none)
+                 deep: bool = False):         # BigGAN-deep's D: stem conv + two bottleneck blocks per stage
         super().__init__()
         where = self.name
         check_resolution(resolution, where)
-        c_in, c_out, down = D_PLAN[resolution]
-        self.num_classes, self.resolution = num_classes, resolution
+        self.num_classes, self.resolution, self.deep = num_classes, resolution, deep
         blocks: list[nn.Module] = []
-        sides, side = [], resolution
-        for i in range(len(c_out)):
-            a = in_channels if c_in[i] is None else c_in[i] * ch
-            blocks.append(DBlock(a, c_out[i] * ch, down[i], preactivation=i > 0, spectral_norm=spectral_norm))
-            side //= 2 if down[i] else 1
-            sides.append(side)
+        sides, side = [], resolution            # output side of every block
+        if deep:
+            c_in, c_out, down = DEEP_D_PLAN[resolution]
+            self.stem = sn(nn.Conv2d(in_channels, c_in[0] * ch, 3, padding=1), spectral_norm)
+            for i in range(len(c_out)):
+                for d in range(DEEP_D_DEPTH):
+                    a = c_in[i] * ch if d == 0 else c_out[i] * ch
+                    blocks.append(DeepDBlock(a, c_out[i] * ch, down[i] and d == 0, spectral_norm))
+                    side //= 2 if (down[i] and d == 0) else 1
+                    sides.append(side)
+        else:
+            c_in, c_out, down = D_PLAN[resolution]
+            self.stem = None
+            for i in range(len(c_out)):
+                a = in_channels if c_in[i] is None else c_in[i] * ch
+                blocks.append(DBlock(a, c_out[i] * ch, down[i], preactivation=i > 0, spectral_norm=spectral_norm))
+                side //= 2 if down[i] else 1
+                sides.append(side)
+        widths = [b.conv4.out_channels if deep else b.conv2.out_channels for b in blocks]
         self.blocks = nn.ModuleList(blocks)
         if attention and attention not in sides:
             raise ConfigError(f"{where}: attention={attention} is not a feature-map side of this network; valid: "
                               f"{', '.join(map(str, sorted(set(sides))))} (or 0 for none).")
+        # After the first block at side ``attention`` (deep: at the end of that block's stage, BigGAN-PyTorch's place).
         self.attn_after = sides.index(attention) if attention else -1
-        self.attn = SelfAttention(c_out[self.attn_after] * ch, spectral_norm) if attention else None
-        features = c_out[-1] * ch
+        if deep and attention:
+            self.attn_after += DEEP_D_DEPTH - 1 - self.attn_after % DEEP_D_DEPTH
+        self.attn = SelfAttention(widths[self.attn_after], spectral_norm) if attention else None
+        features = widths[-1]
         self.head = sn(nn.Linear(features, 1), spectral_norm)
         self.embed = sn(nn.Embedding(num_classes, features), spectral_norm) if num_classes > 0 else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """phi(x): ReLU then global sum pooling of the last block, [N, F]."""
-        h = x
+        h = x if self.stem is None else self.stem(x)
         for i, block in enumerate(self.blocks):
             h = block(h)
             if i == self.attn_after:
@@ -413,7 +473,7 @@ class SAGANDiscriminator(ResNetGANDiscriminator):
 @generators.register("biggan")
 class BigGANGenerator(ResNetGANGenerator):
     """BigGAN (Brock et al. 2019): shared embedding, hierarchical z, SN in G, self-attention; ``deep=true`` for
-    BigGAN-deep (``--set G.deep=true G.hierarchical=false``)."""
+    BigGAN-deep (``--set G.deep=true G.hierarchical=false D.deep=true``)."""
     name = "biggan generator"
 
     def __init__(self, z_dim: int, out_channels: int, resolution: int, num_classes: int = 0, ch: int = 64,
@@ -425,12 +485,13 @@ class BigGANGenerator(ResNetGANGenerator):
 
 @discriminators.register("biggan")
 class BigGANDiscriminator(ResNetGANDiscriminator):
-    """BigGAN's D: SNGAN's projection D with self-attention (BigGAN-deep's deeper D is not built)."""
+    """BigGAN's D: SNGAN's projection D with self-attention; ``deep=true`` for BigGAN-deep's D (a stem conv, then
+    two bottleneck blocks per stage, Brock et al. 2019 appendix B)."""
     name = "biggan discriminator"
 
     def __init__(self, in_channels: int, resolution: int, num_classes: int = 0, ch: int = 64,
-                 spectral_norm: bool = True, attention: int = 16):
-        super().__init__(in_channels, resolution, num_classes, ch, spectral_norm, attention)
+                 spectral_norm: bool = True, attention: int = 16, deep: bool = False):
+        super().__init__(in_channels, resolution, num_classes, ch, spectral_norm, attention, deep)
 
 
 def orthogonal_penalty(weight: torch.Tensor) -> torch.Tensor:
@@ -449,5 +510,6 @@ def orthogonal_penalty(weight: torch.Tensor) -> torch.Tensor:
     return off.square().sum()
 
 
-__all__ = ["ConditionalBatchNorm2d", "SelfAttention", "GBlock", "DeepGBlock", "DBlock", "ResNetGANGenerator",
+__all__ = ["ConditionalBatchNorm2d", "SelfAttention", "GBlock", "DeepGBlock", "DBlock", "DeepDBlock",
+           "ResNetGANGenerator",
            "ResNetGANDiscriminator", "orthogonal_penalty", "RESOLUTIONS"]

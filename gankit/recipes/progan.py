@@ -48,9 +48,6 @@ class ProGANOptions(GANOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.conditional:
-            raise ConfigError("progan is unconditional here (the paper's networks take no labels); use sngan, "
-                              "sagan or biggan for class-conditional training.")
         if self.drift < 0 or self.stable_kimg <= 0 or self.fade_kimg < 0:
             raise ConfigError(f"progan: drift >= 0, stable_kimg > 0 and fade_kimg >= 0 are needed, got "
                               f"{self.drift}, {self.stable_kimg}, {self.fade_kimg}.")
@@ -93,8 +90,13 @@ class ProGAN(GAN):
     @classmethod
     def from_config(cls, cfg: Any, info: DataInfo) -> "ProGAN":
         opts: ProGANOptions = cls.parse_options(cfg.opts)
-        g_iface = {"z_dim": opts.z_dim, "out_channels": info.channels, "resolution": info.resolution}
-        d_iface = {"in_channels": info.channels, "resolution": info.resolution}
+        if opts.conditional and info.num_classes < 2:
+            raise ConfigError(f"Conditional training needs class labels, but {info.name!r} has none "
+                              "(a folder with one subfolder per class, a .npz with 'labels', or a labelled builtin).")
+        num_classes = info.num_classes if opts.conditional else 0        # G: one-hot joins z; D: projection
+        g_iface = {"z_dim": opts.z_dim, "out_channels": info.channels, "resolution": info.resolution,
+                   "num_classes": num_classes}
+        d_iface = {"in_channels": info.channels, "resolution": info.resolution, "num_classes": num_classes}
         nets = {"G": build_net("G", cfg.G, info.kind, g_iface), "D": build_net("D", cfg.D, info.kind, d_iface)}
         for name, net in nets.items():
             if not hasattr(net, "grow_to"):
@@ -135,18 +137,18 @@ class ProGAN(GAN):
     def side(self) -> int:
         return 4 * 2 ** self.stage
 
-    def _fake(self, n: int, ctx: StepContext, device: torch.device) -> torch.Tensor:
+    def _fake(self, n: int, label: torch.Tensor | None, ctx: StepContext, device: torch.device) -> torch.Tensor:
         z = ctx.randn(n, self.opts.z_dim, device=device)
-        return self.nets["G"](z, None, native=True)                               # [N, C, side, side]
+        return self.nets["G"](z, label, native=True)                              # [N, C, side, side]
 
     def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         real = fade_images(batch["image"], self.side, self.stage, self.alpha)    # [N, C, side, side]
-        D = self.nets["D"]
+        D, label = self.nets["D"], self._labels(batch)                           # label None unless conditional
         with torch.no_grad():
-            fake = self._fake(len(real), ctx, real.device)
-        real_score, fake_score = D(real), D(fake)
+            fake = self._fake(len(real), label, ctx, real.device)
+        real_score, fake_score = D(real, label), D(fake, label)
         wgan = fake_score.mean() - real_score.mean()                              # critic loss (WGAN)
-        gp = gradient_penalty(lambda x: D(x), real, fake, alpha=ctx.rand(len(real), device=real.device))
+        gp = gradient_penalty(lambda x: D(x, label), real, fake, alpha=ctx.rand(len(real), device=real.device))
         drift = real_score.square().mean()                                        # eps_drift E[D(x)^2]
         loss = wgan + self.opts.gp_weight * gp + self.opts.drift * drift
         return {"loss": loss, "D/wgan": wgan.detach(), "D/gp": gp.detach(), "D/drift": drift.detach(),
@@ -155,6 +157,7 @@ class ProGAN(GAN):
                 "progan/alpha": torch.tensor(self.alpha, device=real.device)}
 
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
-        fake = self._fake(len(batch["image"]), ctx, batch["image"].device)
-        loss = -self.nets["D"](fake).mean()
+        label = self._labels(batch)
+        fake = self._fake(len(batch["image"]), label, ctx, batch["image"].device)
+        loss = -self.nets["D"](fake, label).mean()
         return {"loss": loss, "G/adv": loss.detach()}
