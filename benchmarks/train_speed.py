@@ -24,7 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
-from gankit.config import resolve  # noqa: E402
+from gankit.engine import resolve  # noqa: E402
 from gankit.data.base import BatchStream, DataInfo, MemoryDataset  # noqa: E402
 from gankit.engine import build  # noqa: E402
 
