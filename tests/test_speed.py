@@ -128,3 +128,58 @@ def test_batch_norm_d_would_change_the_numbers():
     real, fake = torch.randn(BATCH, 1, RES, RES), torch.randn(BATCH, 1, RES, RES) + 1
     joint = D(torch.cat([real, fake]))
     assert not torch.allclose(joint[:BATCH], D(real), atol=1e-4)
+
+
+def _plain_set_trainable(self, names):
+    for name, net in self.recipe.nets.items():
+        net.requires_grad_(name in names)
+
+
+def _plain_set_lr(self):
+    from gankit.optim import set_learning_rates
+    progress = self.context().progress
+    for name, opt in self.optimizers.items():
+        schedule = self.specs[name].schedule
+        set_learning_rates(opt, self.lr_scale * (schedule(progress) if schedule else 1.0))
+
+
+def test_cached_step_bookkeeping_equals_the_plain_step(monkeypatch):
+    """Trainable flags set once, learning rates set when their factor changes, grads dropped without torch's
+    zero_grad, logged values stacked as they are: the same weights, optimiser states and flags as before."""
+    def run(plain: bool):
+        trainer = _trainer(**{"ema_kimg": 0.1, "opts.r1_gamma": 1.0, "opts.r1_interval": 2})
+        if plain:
+            monkeypatch.setattr(type(trainer), "_set_trainable", _plain_set_trainable)
+            monkeypatch.setattr(type(trainer), "set_lr", _plain_set_lr)
+            monkeypatch.setattr(type(trainer), "_zero_grad", staticmethod(lambda o: o.zero_grad(set_to_none=True)))
+        torch.manual_seed(3)
+        flags = []
+        for step in range(4):
+            if step == 2:       # a rollback-like change of the rate scale, and flags changed from outside
+                trainer.lr_scale = 0.5
+                trainer.recipe.nets["D"].requires_grad_(True)
+            trainer.train_step(measure_grad_norm=step == 0)
+            flags.append([p.requires_grad for p in trainer.recipe.parameters()])
+        lrs = [g["lr"] for o in trainer.optimizers.values() for g in o.param_groups]
+        stats = trainer.take_tick_stats()
+        monkeypatch.undo()
+        return trainer, flags, lrs, stats
+
+    fast, plain = run(False), run(True)
+    assert fast[1] == plain[1] and fast[2] == plain[2] and fast[2][0] == pytest.approx(1e-4)
+    assert fast[3] == plain[3]
+    for a, b in zip(fast[0].recipe.state_dict().values(), plain[0].recipe.state_dict().values()):
+        assert torch.equal(a, b)
+    for name in ("G", "D"):
+        sa, sb = fast[0].optimizers[name].state_dict()["state"], plain[0].optimizers[name].state_dict()["state"]
+        assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+
+
+def test_cached_trainable_flags_follow_outside_changes():
+    trainer = _trainer()
+    D = trainer.recipe.nets["D"]
+    trainer._set_trainable(("D",))
+    D.requires_grad_(False)                       # e.g. a user's callback froze it
+    trainer._set_trainable(("D",))
+    assert all(p.requires_grad for p in D.parameters())
+    assert not any(p.requires_grad for p in trainer.recipe.nets["G"].parameters())
