@@ -150,6 +150,7 @@ def main() -> None:
                                                 f"{DEFAULT_LOOPS})")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--key", default="", help="docs/benchmarks.md section key suffix (default from the shape)")
+    ap.add_argument("--note", default="", help="a sentence added to the report (e.g. the machine's load)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round of 2 steps, nothing written")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -204,7 +205,8 @@ def main() -> None:
                              "The plain loop is the PyTorch DCGAN example's step: it reuses the D phase's fakes "
                              "for G. gankit's default draws fresh latents for the G phase (one more G forward) "
                              "and skips D's weight gradients there; `reuse_fakes=true` is the plain loop's "
-                             "algorithm (docs/architecture.md, speed options).")
+                             "algorithm (docs/architecture.md, speed options)."
+                             + (f" {args.note}" if args.note else ""))
 
 
 if __name__ == "__main__":
