@@ -193,6 +193,9 @@ def main() -> None:
     if "plain" in med:
         lines += ["", "Wins per round against `plain`: " + ", ".join(
             f"`{n}` {sum(a > b for a, b in zip(rates[n], rates['plain']))}/{args.rounds}" for n in names if n != "plain")]
+    if "gankit-ddp1" in med and "gankit" in med:
+        lines += ["", f"**DDP path at world size 1 / single process = {med['gankit-ddp1'] / med['gankit']:.3f}** "
+                      f"(the overhead of issue 5's DDP before any communication between GPUs)"]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
