@@ -89,7 +89,10 @@ class TickStats:
     def add(self, phase: str, step: int, out: dict[str, torch.Tensor]) -> None:
         """Record a phase's outputs ({"loss": ..., "D/real": ...}, scalars) at ``step``; no sync."""
         keys = tuple(f"{phase}/loss" if k == "loss" else k for k in out)
-        row = torch.stack([v.detach().float().reshape(()) for v in out.values()])      # [K]
+        values = list(out.values())
+        if not all(v.dim() == 0 and v.dtype == torch.float32 and not v.requires_grad for v in values):
+            values = [v.detach().float().reshape(()) for v in values]   # (the step hands these over already)
+        row = torch.stack(values)                                                     # [K]
         steps, rows = self._rows.setdefault(keys, ([], []))
         steps.append(step)
         rows.append(row)

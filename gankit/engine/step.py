@@ -44,6 +44,9 @@ class Trainer:
     last_step_images: int = 0                     # real images the last step drew (all ranks): the EMA's batch
     tick: TickStats = field(default_factory=TickStats)  # the tick's logged losses, on the device until the tick ends
     extractors: dict = field(default_factory=dict)  # feature extractors kept between evaluations (loaded once)
+    # Per-step bookkeeping skipped when nothing changed (issue 16; on a GPU a small step is bound by Python):
+    _trainable: dict = field(default_factory=dict, repr=False)  # net name -> (module, params, flag) last set
+    _lr_factor: dict = field(default_factory=dict, repr=False)  # optimiser name -> (optimiser, factor) last set
 
     @property
     def total_nimg(self) -> int:
@@ -87,7 +90,11 @@ class Trainer:
         progress = self.context().progress
         for name, opt in self.optimizers.items():
             schedule = self.specs[name].schedule
-            set_learning_rates(opt, self.lr_scale * (schedule(progress) if schedule else 1.0))
+            factor = self.lr_scale * (schedule(progress) if schedule else 1.0)
+            last = self._lr_factor.get(name)
+            if last is None or last[0] is not opt or last[1] != factor:   # a constant schedule: set once
+                set_learning_rates(opt, factor)
+                self._lr_factor[name] = (opt, factor)
 
     def _grow(self) -> None:
         """Networks that change shape (ProGAN): rebuild the optimisers whose parameters changed."""
@@ -101,10 +108,38 @@ class Trainer:
         self.specs, self.phases = self.recipe.optimizers(), self.recipe.phases()
         self.build_optimizers(names)
         self.strategies.on_rebuild(self, set(self.specs) if names is None else names)
+        self.forget_cached_state()
 
     def _set_trainable(self, names: tuple[str, ...]) -> None:
+        """``requires_grad`` on for the networks ``names``, off for the others: what ``net.requires_grad_`` does,
+        skipped for a network whose flags this method already set (same module, its first parameter still so)."""
         for name, net in self.recipe.nets.items():
-            net.requires_grad_(name in names)
+            want = name in names
+            known = self._trainable.get(name)
+            if known is None or known[0] is not net:
+                known = (net, list(net.parameters()), None)
+            module, params, flag = known
+            if flag is want and (not params or params[0].requires_grad is want):
+                continue
+            for p in params:
+                p.requires_grad_(want)
+            self._trainable[name] = (module, params, want)
+
+    def forget_cached_state(self) -> None:
+        """Drop the cached trainable flags and learning-rate factors (after networks or optimisers changed)."""
+        self._trainable.clear()
+        self._lr_factor.clear()
+
+    @staticmethod
+    def _zero_grad(opt: torch.optim.Optimizer) -> None:
+        """``opt.zero_grad(set_to_none=True)``, without its per-call profiler record for torch's own classes (an
+        optimiser that overrides zero_grad, as Opacus' does to clear per-sample gradients, is called)."""
+        if type(opt).zero_grad is not torch.optim.Optimizer.zero_grad:
+            opt.zero_grad(set_to_none=True)
+            return
+        for group in opt.param_groups:
+            for p in group["params"]:
+                p.grad = None
 
     # ---- the step --------------------------------------------------------------------------------------------
     def train_step(self, measure_grad_norm: bool = True) -> None:
@@ -133,7 +168,7 @@ class Trainer:
                 ctx = self.context(phase.name)
                 # -- Forward and backward, per micro-batch. The loss is a mean, so each of n micro-batches
                 # weighs 1/n; a lazy phase (every > 1) weighs ``every`` (Karras et al. 2020, appendix B).
-                opt.zero_grad(set_to_none=True)
+                self._zero_grad(opt)
                 micro = self.strategies.micro_batches(batch)
                 logged: dict[str, torch.Tensor] = {}
                 for i, mb in enumerate(micro):
@@ -143,7 +178,9 @@ class Trainer:
                         loss = out["loss"] * (phase.every / len(micro))
                         self.strategies.scale_loss(phase.optimizer, loss).backward()
                     for k, v in out.items():
-                        v = v.detach().float() / len(micro)
+                        v = v.detach().float()
+                        if len(micro) > 1:          # (x / 1 == x exactly: skipped)
+                            v = v / len(micro)
                         logged[k] = logged[k] + v if k in logged else v
                 # -- Gradients are complete (unscaled, all-reduced): measure, then step.
                 self.strategies.before_step(phase.optimizer, opt)
@@ -202,6 +239,7 @@ class Trainer:
         self.stream.load_state_dict(ckpt["stream"])
         self.nimg, self.step = int(ckpt["nimg"]), int(ckpt["step"])
         self.lr_scale, self.best = float(ckpt.get("lr_scale", 1.0)), ckpt.get("best")
+        self.forget_cached_state()
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])

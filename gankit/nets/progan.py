@@ -212,6 +212,7 @@ class ProGANDiscriminator(_Growing):
     """``D(x [N, C, r, r]) -> [N]`` scores, r between the current side and ``resolution``."""
 
     kind = "image"
+    mixes_batch_rows = True   # minibatch stddev at 4x4 (gan recipe: no joint real/fake D forward)
     test_interface = {"in_channels": 3, "resolution": 32}
     small_kwargs = {"fmap_base": 64, "fmap_max": 16}
 

@@ -407,6 +407,8 @@ class MinibatchStd(nn.Module):
     like batch norm's running statistics), so each sample's score does not depend on the rest of its batch.
     """
 
+    mixes_batch_rows = True   # a row's output depends on its group (gan recipe: no joint real/fake D forward)
+
     def __init__(self, group_size: int = 4, num_features: int = 1, momentum: float = 0.01):
         super().__init__()
         self.group_size, self.num_features, self.momentum = group_size, num_features, momentum

@@ -6,6 +6,7 @@ data here (``GANOptions`` + ``NetConfig``), not branches in the trainer.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,22 @@ from ..samplers import NoiseSampler
 from .base import Phase, Recipe, StepContext, recipes
 
 
+def batch_coupled_layer(net: nn.Module) -> str | None:
+    """What in ``net`` makes one forward on [a; b] differ from forwards on a and b: a layer whose training output
+    for a row depends on the other rows (batch norm, minibatch stddev: class attribute ``mixes_batch_rows``), or
+    whose state advances per forward (spectral norm's power iteration). None when there is none."""
+    for name, m in net.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            return f"batch norm ({name})"
+        if getattr(m, "mixes_batch_rows", False):
+            return f"a layer mixing batch rows ({name}: {type(m).__name__})"
+        parametrizations = getattr(m, "parametrizations", None)
+        if parametrizations is not None and any("SpectralNorm" in type(p).__name__
+                                                for plist in parametrizations.values() for p in plist):
+            return f"spectral norm ({name})"
+    return None
+
+
 @dataclass
 class GANOptions(AugmentOptions):
     # Inherited: augment (none | diffaug | ada), augment_policy, ada_target, ada_kimg, ada_interval, ada_p
@@ -35,6 +52,14 @@ class GANOptions(AugmentOptions):
     r1_phase: bool = False        # R1 as its own lazy phase (StyleGAN2's Dreg: own D step, D's Adam corrected by
                                   # c = N/(N+1)); False = added to the D loss on those steps (tuned toy presets)
     conditional: bool = False     # class-conditional G and D (Mirza & Osindero 2014); needs labelled data
+    # Speed options (issue 16). Both are off by default: each changes what is computed (see docs/architecture.md,
+    # "Speed options of the gan recipe").
+    reuse_fakes: bool = False     # the G phase reuses the last D phase's fakes and their G graph (the PyTorch
+                                  # DCGAN example's loop): one G forward fewer per step; G's loss then scores
+                                  # fakes drawn before D's update, through the updated D
+    joint_d_forward: bool = False  # one D forward on [real; fake] instead of two; exact up to float
+                                   # reassociation, refused where D mixes rows (batch norm, minibatch stddev) or
+                                   # counts forwards (spectral norm's power iteration)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +81,7 @@ class GAN(Recipe):
         self.adv = adversarial_losses.get(opts.loss)
         self.num_classes = info.num_classes if opts.conditional else 0
         self.augment = make_augment(opts)     # identity unless opts.augment; ADA's p is recipe state
+        self._kept_fakes: dict[tuple, torch.Tensor] = {}   # reuse_fakes: the D phase's fakes (with G's graph)
 
     @classmethod
     def from_config(cls, cfg: Any, info: DataInfo) -> "GAN":
@@ -76,6 +102,10 @@ class GAN(Recipe):
                        "num_classes": num_classes}
             d_iface = {"in_channels": info.channels, "resolution": info.resolution, "num_classes": num_classes}
         nets = {"G": build_net("G", cfg.G, info.kind, g_iface), "D": build_net("D", cfg.D, info.kind, d_iface)}
+        if opts.joint_d_forward and (why := batch_coupled_layer(nets["D"])):
+            raise ConfigError(f"joint_d_forward=true needs a discriminator whose rows are scored independently and "
+                              f"that runs the same whatever the number of forwards; this D has {why} (use "
+                              f"D.norm=none | layer | instance, or joint_d_forward=false).")
         recipe = cls(nets, opts, info)
         recipe.d_steps = cfg.d_steps
         return recipe
@@ -92,6 +122,23 @@ class GAN(Recipe):
         z = ctx.randn(n, self.opts.z_dim, device=device)           # [N, z_dim]: this rank's slice of the batch
         return self.nets["G"](z, label)
 
+    def _score_real_fake(self, real: torch.Tensor, fake: torch.Tensor, label: torch.Tensor | None,
+                         ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """D(aug(real)) and D(aug(fake)), [N] each: two forwards, or one on the concatenation (joint_d_forward).
+        The augmentation draws its randomness per call in the same order either way."""
+        D = self.nets["D"]
+        real_in, fake_in = self.augment(real, ctx), self.augment(fake, ctx)
+        if not self.opts.joint_d_forward:
+            return D(real_in, label), D(fake_in, label)
+        both_label = None if label is None else torch.cat([label, label])
+        scores = D(torch.cat([real_in, fake_in]), both_label)      # [2N]
+        return scores[:len(real_in)], scores[len(real_in):]
+
+    def _key(self, real: torch.Tensor, ctx: StepContext) -> tuple:
+        # The G phase's micro-batch i is the same slice of the same real batch as the D phase's micro-batch i.
+        # (step, nimg) names the real batch (the G phase runs on the last one), the pointer and length its slice.
+        return ctx.step, ctx.nimg, real.data_ptr(), real.shape[0]
+
     # ---- what the engine runs -----------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """D x d_steps, then G (the base default); with ``r1_phase``, R1 is a lazy D phase every ``r1_interval``
@@ -103,6 +150,8 @@ class GAN(Recipe):
         momentum makes every extra R1 step also half an adversarial step. StyleGAN2 runs beta1 = 0, where the
         separate phase is what the paper did."""
         phases = super().phases()
+        if self.opts.reuse_fakes:        # G's forward in the D phase keeps its graph for the G phase
+            phases[0] = dataclasses.replace(phases[0], nets=tuple(self.discriminator_names + self.generator_names))
         if self.opts.r1_gamma > 0 and self.opts.r1_phase:
             phases.insert(1, Phase("D_r1", self.r1_loss, "D", every=self.opts.r1_interval, batch="last",
                                    log_grad_norm=False))
@@ -113,10 +162,18 @@ class GAN(Recipe):
         real = self._real(batch)                                   # [N, C, H, W] or [N, D]
         label = self._labels(batch)
         D = self.nets["D"]
-        with torch.no_grad():
-            fake = self._generate(real.shape[0], label, ctx, real.device)
-        real_score = D(self.augment(real, ctx), label)             # [N]; augment = identity unless set
-        fake_score = D(self.augment(fake, ctx), label)             # [N]
+        if self.opts.reuse_fakes:
+            # G is trainable in this phase (phases() lists it), so its graph is kept for the G phase; D's loss
+            # sees the fakes detached, so no gradient reaches G here.
+            kept = self._generate(real.shape[0], label, ctx, real.device)
+            key = self._key(real, ctx)     # only this batch's micro-batches are kept (earlier D repeats go)
+            self._kept_fakes = {k: v for k, v in self._kept_fakes.items() if k[:2] == key[:2]}
+            self._kept_fakes[key] = kept
+            fake = kept.detach()
+        else:
+            with torch.no_grad():
+                fake = self._generate(real.shape[0], label, ctx, real.device)
+        real_score, fake_score = self._score_real_fake(real, fake, label, ctx)   # [N], [N]; augment = identity unless set
         adv = self.adv.d(real_score, fake_score)
         out = {"D/adv": adv.detach(), "D/real": real_score.detach().mean(), "D/fake": fake_score.detach().mean()}
         out.update(self.augment.observe(real_score, ctx))          # ADA: r_t and p ({} otherwise)
@@ -143,7 +200,9 @@ class GAN(Recipe):
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         real = self._real(batch)
         label = self._labels(batch)
-        fake = self._generate(real.shape[0], label, ctx, real.device)
+        fake = self._kept_fakes.pop(self._key(real, ctx), None) if self.opts.reuse_fakes else None
+        if fake is None:        # no D phase ran on this batch this step (or reuse_fakes is off): fresh latents
+            fake = self._generate(real.shape[0], label, ctx, real.device)
         loss = self.adv.g(self.nets["D"](self.augment(fake, ctx), label))
         return {"loss": loss, "G/adv": loss.detach()}
 
