@@ -73,20 +73,11 @@ def image_bytes(img: torch.Tensor, suffix: str) -> bytes:
     return buf.getvalue()
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad [N, C, H, W] on the right and bottom up to multiples of ``multiple``: reflection, else replication."""
-    import torch.nn.functional as F
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"  # reflection cannot reach past the image
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
-
 def translate_image(net: "nn.Module", x: "torch.Tensor", multiple: int) -> "torch.Tensor":
     """[1, Cin, H, W] -> [1, Cout, H, W]: pad to the network's multiple, translate, crop back."""
     import torch
+
+    from .images import pad_to_multiple
     h, w = x.shape[-2:]
     device = next(net.parameters()).device
     with torch.no_grad():

@@ -20,3 +20,16 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:
 def from_uint8(img: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1] (x/127.5 - 1), the inverse of ``to_uint8`` up to quantisation."""
     return img.float() / 127.5 - 1.0
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad [..., H, W] on the right and bottom up to multiples of ``multiple``: reflection, else replication
+    (reflection cannot reach past the image). Any dtype (masks too): padded in float, returned as it came.
+    Used by the translators (cli_translate) and the inpainter, which crop the output back."""
+    import torch.nn.functional as F
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x.float(), (0, pad_w, 0, pad_h), mode=mode).to(x.dtype)

@@ -520,6 +520,8 @@ def _tiny_overrides(preset: str) -> dict:
             params = inspect.signature(networks[role].get(arch).__init__).parameters
             over.update({f"{role}.{a}": 8 for a in WIDTH_ARGS if a in params
                          and isinstance(params[a].default, int) and params[a].default > 8})
+            # A network's own small instance (nets/layers.py ``small_kwargs``), as tests/test_presets_shared.py.
+            over.update({f"{role}.{k}": v for k, v in getattr(networks[role].get(arch), "small_kwargs", {}).items()})
     return {**over, **recipes.get(cfg.recipe).test_overrides}
 
 

@@ -5,7 +5,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gankit.checkpoint import save_checkpoint
-from gankit.cli_translate import load_image, pad_to_multiple, translate, translate_image
+from gankit.cli_translate import load_image, translate, translate_image
+from gankit.images import pad_to_multiple
 from gankit.config import to_dict
 from gankit.engine import resolve
 from gankit.data.base import DataInfo

@@ -30,6 +30,7 @@ from torch import nn
 
 from ..artefacts import ImageGrid
 from ..errors import ConfigError
+from ..images import pad_to_multiple
 from ..nets import build_net, generators
 from ..samplers import EvalRequest, ExportSpec, Sampler, sampler_kinds
 from .base import Recipe, StepContext, check_data_kind, recipes
@@ -55,15 +56,6 @@ class InpaintOptions:
 def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Generated pixels in the hole (mask True / 1), the image's own pixels elsewhere, bit for bit."""
     return torch.where(mask.bool().expand_as(image), generated, image)
-
-
-def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if not (ph or pw):
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x.float(), (0, pw, 0, ph), mode=mode).to(x.dtype)
 
 
 @recipes.register("inpaint")
@@ -237,7 +229,7 @@ class Inpainter(Sampler):
             device = next(self.net.parameters()).device
             m = masks.to(device, images.dtype)
             x = images.to(device)
-            raw = self.net(pad_to(x * (1 - m), multiple), pad_to(m, multiple))[..., :h, :w]
+            raw = self.net(pad_to_multiple(x * (1 - m), multiple), pad_to_multiple(m, multiple))[..., :h, :w]
         return composite(raw.to(images.device), images, masks)
 
     def export_spec(self, batch: int = 2) -> ExportSpec:

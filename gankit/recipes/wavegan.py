@@ -43,6 +43,8 @@ class WaveGAN(GAN):
     """G(z) -> [N, 1, T] waveform; D(x) -> [N] critic score with phase shuffle (nets/wavegan.py)."""
 
     data_kinds = ("audio",)
+    # Shared tests: the computed tones and short clips, not the espeak-synthesised digits of the preset.
+    test_overrides = {"data.spec": "tones", "data.limit": 64, "data.clip_samples": 1024}
 
     @classmethod
     def from_config(cls, cfg: Any, info: DataInfo) -> "WaveGAN":
@@ -101,6 +103,8 @@ class SpecGAN(WaveGAN):
 
     Options = SpecGANOptions
     data_kinds = ("spectrogram",)
+    test_overrides = {"data.spec": "tones", "data.limit": 64, "data.clip_samples": 4096, "data.spec_bins": 64,
+                      "griffin_lim_iters": 4}
 
     def __init__(self, nets: dict[str, nn.Module], opts: SpecGANOptions, info: DataInfo):
         super().__init__(nets, opts, info)
